@@ -1,0 +1,96 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/mproc-go/mproc/internal/fd"
+	"github.com/mproc-go/mproc/internal/share"
+)
+
+// Kind is the kind recorded for a Conn in the environment variable that
+// lists inherited descriptors (see Share).
+const Kind = "conn"
+
+// Errors of Inherit, shared by every mproc package. Test with errors.Is.
+var (
+	// ErrNotInherited: this process inherited no object by that name.
+	ErrNotInherited = share.ErrNotInherited
+	// ErrWrongKind: the name was shared as another primitive.
+	ErrWrongKind = share.ErrWrongKind
+	// ErrBadFD: the descriptor recorded for the name is not open.
+	ErrBadFD = share.ErrBadFD
+)
+
+// Share arranges for the child that cmd will start to inherit this end of
+// the connection under name: it appends exactly one file to
+// cmd.ExtraFiles and records name -> descriptor in cmd.Env (starting from
+// os.Environ() when cmd.Env is nil). Several Shares on one cmd all survive.
+// The child calls Inherit(name).
+//
+// After cmd.Start, close this Conn in the parent unless the parent uses
+// it too: a copy left open keeps the peer from ever seeing EOF.
+func (c *Conn) Share(cmd *exec.Cmd, name string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return share.Add(cmd, name, Kind, c.f)
+}
+
+// Inherit returns the Conn a parent shared with this process under name.
+// Calling it again with the same name returns the same Conn: a descriptor
+// is never wrapped twice. The error lists the names that exist when name
+// is unknown, and wraps ErrNotInherited, ErrWrongKind or ErrBadFD.
+//
+// The descriptor is made nonblocking if the parent left it blocking (a
+// parent in another language may).
+func Inherit(name string) (*Conn, error) {
+	obj, err := share.Inherit(name, Kind, func(files []*os.File) (any, error) {
+		if len(files) != 1 {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("%w: a conn has one descriptor, got %d", share.ErrWrongKind, len(files))
+		}
+		return inheritFile(files[0])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*Conn), nil
+}
+
+func inheritFile(f *os.File) (*Conn, error) {
+	if _, err := fd.FileStat(f); err != nil {
+		f.Close()
+		return nil, errors.Join(share.ErrWrongKind, err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	blocking := false
+	rc.Control(func(d uintptr) {
+		fl, err := fd.GetFlags(int(d))
+		blocking = err == nil && !fd.Nonblocking(fl)
+	})
+	if blocking {
+		// os.NewFile did not register a blocking descriptor with the
+		// poller; a nonblocking duplicate is.
+		d, err := fd.Dup(f, f.Name())
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		f = d
+	}
+	c, err := newConn(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,114 @@
+package share
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The child side. At program start (init) every descriptor listed in
+// EnvVar is marked close-on-exec, so that a child of this process does not
+// inherit it by accident. Each descriptor is wrapped in an *os.File at most
+// once, when its object is first inherited, and each name yields one object
+// per process: wrapping a descriptor twice lets the first wrapper collected
+// close it under the second.
+
+var registry struct {
+	mu      sync.Mutex
+	entries []Entry
+	err     error          // from parsing EnvVar
+	objects map[string]any // name -> object built by Inherit
+}
+
+func init() {
+	registry.entries, registry.err = Parse(os.Getenv(EnvVar))
+	for _, e := range registry.entries {
+		for _, fd := range e.FDs {
+			if fdOpen(fd) {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
+	registry.objects = make(map[string]any)
+}
+
+func fdOpen(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// Names returns the names this process inherited, in the order listed.
+func Names() []string {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	names := make([]string, len(registry.entries))
+	for i, e := range registry.entries {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// Lookup returns the entry inherited under name without taking it.
+func Lookup(name string) (Entry, bool) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	for _, e := range registry.entries {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Inherit returns the object inherited under name. The first call checks
+// the kind and the descriptors, wraps each descriptor once in an *os.File
+// and passes the files to open, whose result is cached: later calls return
+// the same object without calling open. If open fails, it owns the files
+// (and must close them); the error is returned and not cached.
+func Inherit(name, kind string, open func(files []*os.File) (any, error)) (any, error) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	if obj, ok := registry.objects[name]; ok {
+		return obj, nil
+	}
+	if registry.err != nil {
+		return nil, registry.err
+	}
+	var entry *Entry
+	for i := range registry.entries {
+		if registry.entries[i].Name == name {
+			entry = &registry.entries[i]
+		}
+	}
+	if entry == nil {
+		if len(registry.entries) == 0 {
+			return nil, fmt.Errorf("%w %q: this process inherited nothing (%s is not set)", ErrNotInherited, name, EnvVar)
+		}
+		names := make([]string, len(registry.entries))
+		for i, e := range registry.entries {
+			names[i] = e.Name
+		}
+		return nil, fmt.Errorf("%w %q (inherited: %s)", ErrNotInherited, name, strings.Join(names, ", "))
+	}
+	if entry.Kind != kind {
+		return nil, fmt.Errorf("%w: %q is a %s, not a %s", ErrWrongKind, name, entry.Kind, kind)
+	}
+	for _, fd := range entry.FDs {
+		if !fdOpen(fd) {
+			return nil, fmt.Errorf("%w: %q: descriptor %d (was it passed in exec.Cmd.ExtraFiles?)", ErrBadFD, name, fd)
+		}
+	}
+	files := make([]*os.File, len(entry.FDs))
+	for i, fd := range entry.FDs {
+		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("mproc:%s:%d", name, i))
+	}
+	obj, err := open(files)
+	if err != nil {
+		return nil, fmt.Errorf("mproc: inherit %q: %w", name, err)
+	}
+	registry.objects[name] = obj
+	return obj, nil
+}
