@@ -8,6 +8,7 @@ package atexit
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -49,7 +50,7 @@ func Run(ctx context.Context) error {
 		hs = append(hs, h)
 	}
 	mu.Unlock()
-	sortU64(hs)
+	slices.Sort(hs)
 	var errs []error
 	for _, h := range hs {
 		mu.Lock()
@@ -61,12 +62,4 @@ func Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func sortU64(s []uint64) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
