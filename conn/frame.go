@@ -138,18 +138,22 @@ func readPayload(r io.Reader, n int64, buf []byte) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	buf = make([]byte, 0, firstChunk)
-	for int64(len(buf)) < n {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(n, 2*int64(cap(buf))))
-			copy(grown, buf)
-			buf = grown
-		}
-		m, err := io.ReadFull(r, buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err != nil {
+	// Read in chunks allocated as the data arrives, then join them: a
+	// writer that stops early has cost at most what it sent plus one chunk,
+	// a whole payload twice its size. (A buffer that doubles ahead of the
+	// data costs up to four times what arrived.)
+	chunks := make([][]byte, 0, min(n/firstChunk+1, 64))
+	for got := int64(0); got < n; {
+		c := make([]byte, min(n-got, firstChunk))
+		if _, err := io.ReadFull(r, c); err != nil {
 			return nil, noEOF(err)
 		}
+		chunks = append(chunks, c)
+		got += int64(len(c))
+	}
+	buf = make([]byte, 0, n)
+	for _, c := range chunks {
+		buf = append(buf, c...)
 	}
 	return buf, nil
 }
