@@ -1,0 +1,90 @@
+package counter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// take takes the baton and returns the record; the caller must give it back
+// with put. It returns ctx.Err() or ErrClosed without taking it.
+func (c *Counter) take(ctx context.Context) (record, error) {
+	if err := ctx.Err(); err != nil {
+		return record{}, err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return record{}, ctx.Err()
+	case <-c.closing:
+		return record{}, ErrClosed
+	}
+	rec, err := c.read(ctx)
+	if err != nil {
+		<-c.sem
+		return record{}, err
+	}
+	return rec, nil
+}
+
+// read reads the record, waiting until ctx ends or Close. The caller holds
+// sem, so it is the only reader of this process and owns the read deadline.
+func (c *Counter) read(ctx context.Context) (record, error) {
+	select {
+	case <-c.closing:
+		return record{}, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return record{}, err
+	}
+	var stop func() bool
+	var fired chan struct{}
+	if ctx.Done() != nil {
+		fired = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			c.br.SetReadDeadline(aLongTimeAgo)
+			close(fired)
+		})
+	}
+	var b [recordLen]byte
+	n, err := c.br.Read(b[:])
+	if stop != nil && !stop() {
+		<-fired
+		// Clearing a deadline that Close set as well is harmless: whoever
+		// takes sem next sees closing before reading.
+		c.br.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
+			select {
+			case <-c.closing:
+				return record{}, ErrClosed
+			default:
+			}
+			if ctx.Err() != nil {
+				return record{}, ctx.Err()
+			}
+		}
+		return record{}, fmt.Errorf("counter: take the baton: %w", err)
+	}
+	return decode(b[:n])
+}
+
+// put gives the baton back with rec.
+func (c *Counter) put(rec record) error {
+	var b [recordLen]byte
+	rec.encode(&b)
+	// The pipe is empty while we hold the baton, so this write neither
+	// blocks nor splits.
+	_, err := c.bw.Write(b[:])
+	<-c.sem
+	if err != nil {
+		return fmt.Errorf("counter: give back the baton (the count is lost): %w", err)
+	}
+	return nil
+}
