@@ -1,0 +1,182 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mproc-go/mproc/conn"
+	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/share"
+)
+
+// Exit statuses of a child, for observers other than Wait (which reads the
+// child's report, not only its status).
+const (
+	exitOK    = 0 // the function returned nil and the flush succeeded
+	exitError = 1 // the function returned an error, the flush failed, or the parent died
+	exitPanic = 2 // the function panicked (Go's own status for a panic), or Main could not set up
+)
+
+var (
+	mainCalled atomic.Bool
+	reporting  atomic.Bool // the report is on its way: the parent may close its end
+	childArgs  []string // set by Main in a child, read-only afterwards
+)
+
+// Main runs the child side: in a process started by [Cmd.Start] it runs the
+// registered function and exits; anywhere else it returns false at once.
+// Call it first thing in main, before anything that should happen only
+// in the parent:
+//
+//	func main() {
+//		if process.Main() {
+//			return
+//		}
+//		// the parent's work
+//	}
+//
+// In a test binary, call it at the top of TestMain.
+//
+// In a child, Main calls the function with a context that SIGTERM cancels,
+// recovers a panic of the function, then runs the flush of every queue the
+// child still has open (Go has no atexit; a queue registers its flush when
+// created or inherited), bounded by [Cmd.FlushTimeout], also after an
+// error or a panic. It then sends its report (success, the error's text,
+// or the panic and its stack) to the parent over the control channel and
+// exits with status 0, 1 (error) or 2 (panic).
+//
+// Main never returns in a child: it ends the process with os.Exit,
+// because only an exit status can tell observers other than Wait (a shell,
+// a supervisor) that the child failed, and because nothing of the parent's
+// main must run in the child. The result therefore only ever reports false,
+// but keeps the call site honest about being a branch.
+func Main() bool {
+	mainCalled.Store(true)
+	name, ok := os.LookupEnv(envName)
+	if !ok {
+		return false
+	}
+	// Programs this child executes must not take themselves for children,
+	// nor read descriptor numbers that describe this process.
+	os.Unsetenv(envName)
+	os.Unsetenv(share.EnvVar)
+	childArgs = slices.Clone(os.Args[1:])
+	os.Exit(runChild(name))
+	return true
+}
+
+// Args returns the arguments the parent gave the child in [Cmd.Args]. It
+// returns nil in a process that [Cmd.Start] did not start. It is safe for
+// use by several goroutines.
+func Args() []string { return slices.Clone(childArgs) }
+
+func runChild(name string) int {
+	ctl, err := conn.Inherit(ctlName)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "process %s: control channel: %v\n", name, err)
+		return exitPanic
+	}
+	var h hello
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = ctl.RecvContext(ctx, &h)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "process %s: control channel: %v\n", name, err)
+		return exitPanic
+	}
+	if h.DieWithParent {
+		go watchParent(ctl, name)
+	}
+	ch := &child{name: name, ctl: ctl, flush: time.Duration(h.FlushTimeout)}
+	fn := lookup(name)
+	if fn == nil {
+		return ch.finish(report{Kind: kindError, Msg: fmt.Sprintf(
+			"process: no function registered as %q in the child (Register it in init, before process.Main runs)", name)})
+	}
+	// SIGTERM, the parent's request to stop, cancels the function's
+	// context, and stays caught until the process exits so that the flush
+	// can run; SIGKILL follows if the child takes longer than its grace.
+	fctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	return ch.finish(ch.call(fctx, fn))
+}
+
+// watchParent exits the process when the control channel reports EOF: the
+// parent, the only holder of the other end, is gone. The parent never
+// sends after its first message, so any receive result means that, unless
+// the parent has already read the report and closed its end, which it does
+// as soon as it has read it.
+func watchParent(ctl *conn.Conn, name string) {
+	var v any
+	err := ctl.Recv(&v)
+	if reporting.Load() {
+		return // Main is about to exit
+	}
+	fmt.Fprintf(os.Stderr, "process %s: the parent process died (%v); exiting\n", name, err)
+	os.Exit(exitError)
+}
+
+type child struct {
+	name  string
+	ctl   *conn.Conn
+	flush time.Duration
+}
+
+// call runs fn on this goroutine and reports how it ended.
+func (ch *child) call(ctx context.Context, fn func(context.Context) error) (rep report) {
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		r := recover()
+		if r == nil {
+			// runtime.Goexit: nothing stops it, so finish here.
+			os.Exit(ch.finish(report{Kind: kindError, Msg: "process: the function called runtime.Goexit"}))
+		}
+		rep = report{Kind: kindPanic, Msg: truncate(fmt.Sprint(r)), Stack: truncate(string(debug.Stack()))}
+	}()
+	err := fn(ctx)
+	returned = true
+	if err != nil {
+		return report{Kind: kindError, Msg: truncate(err.Error()), Type: fmt.Sprintf("%T", err)}
+	}
+	return report{Kind: kindOK}
+}
+
+// finish flushes the queues, sends the report and returns the exit status.
+func (ch *child) finish(rep report) int {
+	ctx, cancel := context.WithTimeout(context.Background(), ch.flush)
+	ferr := atexit.Run(ctx)
+	cancel()
+	if ferr != nil {
+		msg := "flush before exit: " + ferr.Error()
+		switch rep.Kind {
+		case kindOK:
+			rep = report{Kind: kindError, Msg: msg, Type: fmt.Sprintf("%T", ferr)}
+		case kindError:
+			rep.Msg += "; " + msg
+		case kindPanic:
+			rep.Msg += " (then " + msg + ")"
+		}
+	}
+	// A parent that is gone cannot read it; the exit status still tells.
+	reporting.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ch.ctl.SendContext(sctx, rep)
+	cancel()
+	switch rep.Kind {
+	case kindOK:
+		return exitOK
+	case kindPanic:
+		return exitPanic
+	}
+	return exitError
+}

@@ -1,0 +1,108 @@
+// Package process starts a function of this program in a child process, the
+// Go counterpart of Python's multiprocessing.Process, and hands it shared
+// objects (connections, locks, queues) by name.
+//
+// Go cannot fork a running program, so a child is this same program
+// executed again (as moby/sys reexec does, through /proc/self/exe), told by
+// its environment which registered function to run. Like Python's "spawn"
+// start method, the child starts from a fresh state: it gets its arguments
+// ([Cmd.Args], read with [Args]) and the objects shared with [Cmd.Share],
+// nothing else of the parent's memory.
+//
+// Three pieces make it work:
+//
+//	func init() {
+//		process.Register("worker", worker) // both sides know the name
+//	}
+//
+//	func main() {
+//		if process.Main() { // in a child: runs worker, then exits
+//			return
+//		}
+//		q, _ := queue.New[Job](0)
+//		cmd := process.Command("worker", "--verbose")
+//		cmd.Share("jobs", q)
+//		if err := cmd.Start(ctx); err != nil { ... }
+//		...
+//		err := cmd.Wait() // nil, or the child's own error
+//	}
+//
+//	func worker(ctx context.Context) error {
+//		q, err := queue.Inherit[Job]("jobs")
+//		...
+//	}
+//
+// # From Python
+//
+//	Process(target=f, args=a).start()   Register("f", f); Command("f", a...).Start(ctx)
+//	p.join()                            Cmd.Wait (returns the child's error)
+//	p.exitcode                          Cmd.ProcessState().ExitCode()
+//	p.is_alive(), p.sentinel            Cmd.Done()
+//	p.terminate(), p.kill()             Cmd.Signal(syscall.SIGTERM), Cmd.Kill
+//	p.daemon = True                     Cmd.DieWithParent = true
+//	p.pid                               Cmd.Pid
+//
+// # Who closes what
+//
+// [Cmd.Share] gives the child its own copy of an object's descriptors; the
+// parent keeps its object, and Start closes nothing of the user's. The
+// parent closes, right after Start, every end it gave away and does not use
+// itself, typically the child's end of a pipe: a descriptor stays open as
+// long as any process holds a copy, so while the parent holds one the other
+// side never sees EOF when the child dies (rule 3 of DESIGN.md). Objects
+// both sides use, such as a queue, the parent closes when it is done with
+// them. The package's own channel to the child is handled for you.
+//
+// # What Wait reports
+//
+// Each child has a control channel (a socketpair shared under the reserved
+// name "mproc.process"; the parent holds the only other end). Just before
+// it exits, the child sends its report there: success, the text and type
+// of the error its function returned, or the value and stack of its panic.
+// Wait turns that into nil, an [*Error] or a [*PanicError]. A child that
+// ended without a report (killed by a signal, os.Exit in the function, a
+// runtime crash) gives an [*ExitError] saying how it ended. The child's
+// exit status agrees, for observers other than Wait: 0 success, 1 error,
+// 2 panic.
+//
+// [Cmd.Done] is closed the moment the child has exited and been reaped, so
+// a supervisor notices a dead child at once, in a select.
+//
+// # Stopping
+//
+// The context given to [Cmd.Start] governs the child's life. When it ends,
+// the child is sent SIGTERM, which cancels the context its function runs
+// with, and SIGKILL if it is still there after [Cmd.Grace]. Wait's error
+// then wraps the context's error. A child never outlives its Wait: once
+// Wait returns it has been reaped.
+//
+// # Dying with the parent
+//
+// With [Cmd.DieWithParent] the child goes when the parent goes, however
+// the parent goes, SIGKILL included. Two mechanisms, either one enough:
+// the kernel's parent-death signal (Linux Pdeathsig, SIGKILL), sent when
+// the thread that forked the child ends, which is why those children are
+// forked from one goroutine locked to its thread for as long as any of them
+// lives; and the control channel, which the child then watches: EOF on it
+// means that no process holds the parent's end any more, and the child
+// exits with status 1.
+//
+// # Flushing before exit
+//
+// Go has no atexit, and a queue may still buffer items its process has
+// put. After the function returns (or fails, or panics), Main flushes every
+// queue the child still has open, within [Cmd.FlushTimeout], before it
+// reports; a flush that fails or times out is reported as an error. A
+// parent that waits for a child before draining what the child put can
+// therefore block until the flush gives up, as in Python (see "Joining
+// processes that use queues" in Python's documentation): drain first.
+//
+// # Environment
+//
+// The child finds the name of its function in MPROC_PROCESS and its shared
+// descriptors in MPROC_FDS (see the share protocol); Main removes both from
+// its environment at once, so that programs the child executes do not take
+// themselves for children. A process that was started as a child but did
+// not call Main refuses to start children ([ErrNoMain]): they would run its
+// main again, and so on.
+package process

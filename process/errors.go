@@ -1,0 +1,122 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+var (
+	// ErrNotRegistered is returned by [Cmd.Start] when no function is
+	// registered under the Cmd's name. Test with errors.Is.
+	ErrNotRegistered = errors.New("process: no function registered under that name")
+	// ErrNotStarted is returned by [Cmd.Wait], [Cmd.Signal] and [Cmd.Kill]
+	// before a successful [Cmd.Start]. Test with errors.Is.
+	ErrNotStarted = errors.New("process: not started")
+	// ErrStarted is returned by [Cmd.Start] and [Cmd.Share] once the Cmd
+	// has been started. Test with errors.Is.
+	ErrStarted = errors.New("process: already started")
+	// ErrNoMain is returned by [Cmd.Start] in a child whose main did not
+	// call [Main] first: starting another child there would run main
+	// again in a loop. Test with errors.Is.
+	ErrNoMain = errors.New("process: this process is a child, but its main did not call process.Main first")
+	// ErrReservedName is returned by [Cmd.Share] for a name of the
+	// "mproc." prefix, which the package keeps for itself. Test with
+	// errors.Is.
+	ErrReservedName = errors.New("process: share names starting with \"mproc.\" are reserved")
+)
+
+// Error is the error that a child's function returned, as the parent sees
+// it: the value stayed in the child, its text and type came over the
+// report channel. Wait returns it as *Error; test with errors.As.
+type Error struct {
+	Name string // the registered name of the function
+	Pid  int    // the child's process ID
+	Msg  string // the text of the error (err.Error() in the child)
+	Type string // the error's dynamic type in the child, as printed by %T
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("process %s (pid %d): %s", e.Name, e.Pid, e.Msg)
+}
+
+// PanicError reports a child whose function panicked: the panic value as
+// text and the stack of the panicking goroutine. Wait returns it as
+// *PanicError; test with errors.As. A panic in another goroutine of the
+// child is not recovered (Go cannot); it kills the child, and Wait returns
+// an [ExitError] with exit status 2, the stack having gone to the child's
+// stderr.
+type PanicError struct {
+	Name  string // the registered name of the function
+	Pid   int    // the child's process ID
+	Value string // the panic value, formatted with %v
+	Stack string // the panicking goroutine's stack, as runtime/debug.Stack prints it
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("process %s (pid %d): panic: %s\n\n%s", e.Name, e.Pid, e.Value, e.Stack)
+}
+
+// ExitError reports a child that ended without reporting the result of its
+// function: it was killed by a signal, called os.Exit, crashed in the
+// runtime, or died before Main ran. It also reports a child killed after it
+// reported success. Wait returns it as *ExitError; test with errors.As.
+type ExitError struct {
+	Name  string           // the registered name of the function
+	Pid   int              // the child's process ID
+	State *os.ProcessState // how the child ended
+}
+
+func (e *ExitError) Error() string {
+	s := fmt.Sprintf("process %s (pid %d): %v", e.Name, e.Pid, e.State)
+	if e.State.Success() || e.Signal() == 0 {
+		s += " before its function returned"
+	}
+	return s
+}
+
+// ExitCode returns the child's exit status, or -1 when a signal ended it.
+func (e *ExitError) ExitCode() int { return e.State.ExitCode() }
+
+// Signal returns the signal that ended the child, or 0 if it exited.
+func (e *ExitError) Signal() syscall.Signal {
+	if ws, ok := e.State.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal()
+	}
+	return 0
+}
+
+// The report, the one message a child sends on its control channel before
+// it exits. Its absence means the child never got to the end of Main.
+type report struct {
+	Kind  uint8  `msgpack:"k"`
+	Msg   string `msgpack:"m,omitempty"`
+	Type  string `msgpack:"t,omitempty"`
+	Stack string `msgpack:"s,omitempty"`
+}
+
+const (
+	kindNone  uint8 = iota // no report arrived
+	kindOK                 // the function returned nil and the flush succeeded
+	kindError              // the function returned an error, or the flush failed
+	kindPanic              // the function panicked
+)
+
+// maxText bounds each text field of a report, so that a huge error message
+// cannot make the report fail.
+const maxText = 256 << 10
+
+func truncate(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	return s[:maxText] + fmt.Sprintf("... [%d bytes truncated]", len(s)-maxText)
+}
+
+// hello is the message the parent leaves on the control channel before the
+// child starts: the options of the child side.
+type hello struct {
+	FlushTimeout  int64 `msgpack:"f"` // nanoseconds
+	DieWithParent bool  `msgpack:"d,omitempty"`
+}

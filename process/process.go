@@ -1,0 +1,415 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mproc-go/mproc/conn"
+	"github.com/mproc-go/mproc/internal/share"
+	"github.com/mproc-go/mproc/pipe"
+)
+
+const (
+	// envName names, in a child's environment, the function it runs. Main
+	// removes it at once, so that programs the child executes do not take
+	// themselves for children.
+	envName = "MPROC_PROCESS"
+	// ctlName is the share name of the control channel: a socketpair whose
+	// parent end only the parent holds. The child reads its options from it,
+	// writes its report to it, and may watch it for EOF (the parent died).
+	ctlName = reservedPrefix + "process"
+	// reservedPrefix starts the share names this package keeps.
+	reservedPrefix = "mproc."
+	// self is the running program: exec'ing it works even when the file has
+	// been replaced or deleted since this process started.
+	self = "/proc/self/exe"
+)
+
+const (
+	// DefaultGrace is how long a child has to exit after SIGTERM, when the
+	// context given to Start ends, before it is sent SIGKILL.
+	DefaultGrace = 5 * time.Second
+	// DefaultFlushTimeout bounds the flush of a child's queues after its
+	// function returns.
+	DefaultFlushTimeout = 10 * time.Second
+)
+
+var funcs struct {
+	sync.Mutex
+	m map[string]func(ctx context.Context) error
+}
+
+// Register makes fn startable in a child under name. Call it in an init
+// function or before [Main], so that the parent and the child (the same
+// program) both know the name. Register panics if name is empty, is not
+// made of ASCII letters, digits, '_', '-' and '.', or is already
+// registered, or if fn is nil. It is safe for use by several goroutines.
+//
+// In the child, fn runs on the main goroutine. Its ctx is canceled when the
+// child receives SIGTERM (which is how [Cmd.Start] stops a child when its
+// context ends); the child's other arguments come from [Args] and its
+// shared objects from the Inherit functions of their packages.
+func Register(name string, fn func(ctx context.Context) error) {
+	if fn == nil {
+		panic("process: Register " + name + " with a nil function")
+	}
+	if !share.ValidName(name) {
+		panic(fmt.Sprintf("process: Register %q: use ASCII letters, digits, '_', '-' and '.'", name))
+	}
+	funcs.Lock()
+	defer funcs.Unlock()
+	if funcs.m == nil {
+		funcs.m = make(map[string]func(context.Context) error)
+	}
+	if _, dup := funcs.m[name]; dup {
+		panic("process: Register " + name + " twice")
+	}
+	funcs.m[name] = fn
+}
+
+func lookup(name string) func(context.Context) error {
+	funcs.Lock()
+	defer funcs.Unlock()
+	return funcs.m[name]
+}
+
+// A Sharer is an object a child can inherit by name: conn.Conn, lock.Lock,
+// the queues. Share appends its descriptors to cmd.ExtraFiles and records
+// them in cmd.Env under name.
+type Sharer interface {
+	Share(cmd *exec.Cmd, name string) error
+}
+
+// Cmd is a child process running a registered function of this program.
+// Build it with [Command], set the fields and call [Cmd.Share], then
+// [Cmd.Start]. The fields and Share must not be changed or called after
+// Start, and Start must not race with them; Wait, Done, Pid, Signal, Kill
+// and ProcessState are safe for use by several goroutines once Start has
+// returned.
+//
+// The child gets its own copy of each shared object's descriptors. The
+// parent keeps its objects: Start closes none of them. Close, after Start,
+// every end you gave away and do not use yourself (for example the child's
+// end of a [pipe.Duplex]): while the parent holds a copy, the other side
+// never sees EOF when the child dies (rule 3 of DESIGN.md). Objects used
+// on both sides, like a queue, stay open in the parent as long as it uses
+// them.
+type Cmd struct {
+	// Name is the registered function the child runs.
+	Name string
+	// Args are the child's arguments, returned by [Args] in the child and
+	// visible as os.Args[1:] there (os.Args[0] is this program's).
+	Args []string
+	// Env is the child's environment; nil means this process's. The
+	// variables describing the shared objects are added to it.
+	Env []string
+	// Dir is the child's working directory; empty means this process's.
+	Dir string
+	// Stdin is the child's standard input; nil means the null device.
+	Stdin io.Reader
+	// Stdout and Stderr are where the child's output goes; nil means this
+	// process's own (the output passes through), io.Discard the null
+	// device. As with exec.Cmd, a writer that is not an *os.File is fed by
+	// a goroutine through a pipe.
+	Stdout, Stderr io.Writer
+	// Grace is how long the child has to exit after SIGTERM, when the
+	// context given to Start ends, before SIGKILL. Zero means DefaultGrace;
+	// a negative value sends SIGKILL at once.
+	Grace time.Duration
+	// FlushTimeout bounds the flush of the child's queues after its
+	// function returns (see [Main]). Zero means DefaultFlushTimeout.
+	FlushTimeout time.Duration
+	// DieWithParent makes the child exit when this process dies, however
+	// it dies (Python's daemon processes, more strictly). On Linux the
+	// kernel sends the child SIGKILL (Pdeathsig); in addition the child
+	// exits when its control channel reports EOF, which happens when no
+	// process holds the parent's end any more.
+	DieWithParent bool
+
+	// noPdeathsig leaves the control channel as the only parent-death
+	// signal; for tests.
+	noPdeathsig bool
+
+	mu      sync.Mutex
+	shares  *exec.Cmd // collects the shares until Start
+	cmd     *exec.Cmd // nil until Start
+	started bool
+	cause   error // context.Cause of Start's ctx, once it ended and the child was signalled
+	done    chan struct{}
+	state   *os.ProcessState // set before done is closed
+	err     error            // set before done is closed
+}
+
+// Command returns a Cmd that runs the function registered under name in a
+// child, with args. Whether name is registered is checked by Start.
+func Command(name string, args ...string) *Cmd {
+	return &Cmd{Name: name, Args: args}
+}
+
+// Share arranges for the child to inherit s under name: the child gets it
+// with its package's Inherit function (conn.Inherit(name), ...). It fails
+// for a name already shared, an invalid one, one with the reserved
+// "mproc." prefix, after Start, and with the errors of s.Share. The parent
+// keeps s; see [Cmd] for what to close after Start.
+func (c *Cmd) Share(name string, s Sharer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return fmt.Errorf("process: Share %q: %w", name, ErrStarted)
+	}
+	if strings.HasPrefix(name, reservedPrefix) {
+		return fmt.Errorf("%w: %q", ErrReservedName, name)
+	}
+	if c.shares == nil {
+		// A non-nil Env keeps share.Add from copying os.Environ: Start
+		// puts the environment together.
+		c.shares = &exec.Cmd{Env: []string{}}
+	}
+	return s.Share(c.shares, name)
+}
+
+// Start starts the child. ctx governs the child's life: when ctx ends
+// before the child exits, the child is sent SIGTERM (which cancels its
+// function's context), then SIGKILL after Grace, and Wait reports it.
+// Start returns the errors of exec.Cmd.Start, ErrNotRegistered, ErrStarted
+// and ErrNoMain. Whether it succeeds or not, the Cmd cannot be started
+// again.
+func (c *Cmd) Start(ctx context.Context) error {
+	if ctx == nil {
+		panic("process: Start with a nil context")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return fmt.Errorf("process %s: %w", c.Name, ErrStarted)
+	}
+	c.started = true
+	if lookup(c.Name) == nil {
+		return fmt.Errorf("%w: %q", ErrNotRegistered, c.Name)
+	}
+	if _, child := os.LookupEnv(envName); child && !mainCalled.Load() {
+		return ErrNoMain
+	}
+
+	parent, child, err := pipe.Duplex()
+	if err != nil {
+		return fmt.Errorf("process %s: %w", c.Name, err)
+	}
+	defer child.Close() // the parent's copy of the child's end: see rule 3
+	h := hello{FlushTimeout: int64(c.FlushTimeout), DieWithParent: c.DieWithParent}
+	if h.FlushTimeout <= 0 {
+		h.FlushTimeout = int64(DefaultFlushTimeout)
+	}
+	// The socket buffer is empty: this does not block, and the child finds
+	// its options there as soon as it runs.
+	if err := parent.Send(h); err != nil {
+		parent.Close()
+		return fmt.Errorf("process %s: %w", c.Name, err)
+	}
+	shares := c.shares
+	if shares == nil {
+		shares = &exec.Cmd{Env: []string{}}
+	}
+	if err := child.Share(shares, ctlName); err != nil {
+		parent.Close()
+		return fmt.Errorf("process %s: %w", c.Name, err)
+	}
+
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Args = append([]string{os.Args[0]}, c.Args...)
+	cmd.Env = c.environ(shares.Env)
+	cmd.Dir = c.Dir
+	cmd.ExtraFiles = shares.ExtraFiles
+	cmd.Stdin = c.Stdin
+	cmd.Stdout = output(c.Stdout, os.Stdout)
+	cmd.Stderr = output(c.Stderr, os.Stderr)
+	grace := c.Grace
+	if grace == 0 {
+		grace = DefaultGrace
+	}
+	cmd.Cancel = func() error {
+		sig := syscall.SIGTERM
+		if grace < 0 {
+			sig = syscall.SIGKILL
+		}
+		err := cmd.Process.Signal(sig)
+		if err == nil {
+			c.mu.Lock()
+			c.cause = context.Cause(ctx)
+			c.mu.Unlock()
+		}
+		return err
+	}
+	// After SIGTERM, exec kills the child when WaitDelay has passed. It
+	// also stops waiting for the child's output pipes (with a Stdout or
+	// Stderr that is not a file) that long after the child exited: a
+	// grandchild may hold them.
+	cmd.WaitDelay = grace
+	if grace < 0 {
+		cmd.WaitDelay = time.Second
+	}
+
+	release := func() {}
+	if c.DieWithParent && !c.noPdeathsig {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		release, err = startOnLockedThread(cmd.Start)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
+		parent.Close()
+		return fmt.Errorf("process %s: %w", c.Name, err)
+	}
+	c.cmd = cmd
+	c.done = make(chan struct{})
+	go c.wait(parent, release)
+	return nil
+}
+
+// environ puts the child's environment together: the base (Env or this
+// process's) without any variable of this package or of the share
+// protocol, then the shares' variable and the function's name.
+func (c *Cmd) environ(shared []string) []string {
+	base := c.Env
+	if base == nil {
+		base = os.Environ()
+	}
+	env := slices.DeleteFunc(slices.Clone(base), func(kv string) bool {
+		return strings.HasPrefix(kv, envName+"=") || strings.HasPrefix(kv, share.EnvVar+"=")
+	})
+	for _, kv := range shared {
+		if strings.HasPrefix(kv, share.EnvVar+"=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, envName+"="+c.Name)
+}
+
+func output(w, dflt io.Writer) io.Writer {
+	switch w {
+	case nil:
+		return dflt
+	case io.Discard:
+		return nil // exec.Cmd opens the null device
+	}
+	return w
+}
+
+// wait runs from Start until the child has been reaped: it reads the
+// child's report, which ends with the child (its end of the control
+// channel closes when it exits), then reaps it and records the outcome.
+func (c *Cmd) wait(parent *conn.Conn, release func()) {
+	var rep report
+	parent.SetMaxMessageSize(4 * maxText)
+	if err := parent.Recv(&rep); err != nil {
+		rep = report{} // EOF: no report; anything else: no usable one
+	}
+	parent.Close()
+	werr := c.cmd.Wait()
+	release()
+
+	state := c.cmd.ProcessState
+	pid := c.cmd.Process.Pid
+	var err error
+	switch {
+	case state == nil:
+		err = fmt.Errorf("process %s (pid %d): %w", c.Name, pid, werr)
+	case rep.Kind == kindPanic:
+		err = &PanicError{Name: c.Name, Pid: pid, Value: rep.Msg, Stack: rep.Stack}
+	case rep.Kind == kindError:
+		err = &Error{Name: c.Name, Pid: pid, Msg: rep.Msg, Type: rep.Type}
+	case rep.Kind != kindOK || !state.Success():
+		err = &ExitError{Name: c.Name, Pid: pid, State: state}
+	case errors.Is(werr, exec.ErrWaitDelay):
+		err = fmt.Errorf("process %s (pid %d): %w", c.Name, pid, werr)
+	}
+	c.mu.Lock()
+	if cause := c.cause; cause != nil {
+		if err == nil {
+			err = fmt.Errorf("process %s (pid %d) stopped: %w", c.Name, pid, cause)
+		} else {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
+	}
+	c.state, c.err = state, err
+	c.mu.Unlock()
+	close(c.done)
+}
+
+// Wait waits for the child to exit and returns what became of it: nil when
+// its function returned nil (and its queues were flushed);
+// an *[Error] when the function returned an error; a *[PanicError] when it
+// panicked; an *[ExitError] when the child ended otherwise (a signal,
+// os.Exit, a crash). When the context given to Start ended first and the
+// child was signalled, the error also wraps the context's error (test with
+// errors.Is). Wait may be called any number of times, by several
+// goroutines; every call returns the same result.
+func (c *Cmd) Wait() error {
+	done := c.Done()
+	if done == nil {
+		return ErrNotStarted
+	}
+	<-done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Run starts the child and waits for it.
+func (c *Cmd) Run(ctx context.Context) error {
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// Done returns a channel that is closed as soon as the child has exited
+// and its result is ready for Wait: the way to notice a child's death at
+// once, in a select. It is nil before Start.
+func (c *Cmd) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
+}
+
+// Pid returns the child's process ID, or 0 before Start.
+func (c *Cmd) Pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// ProcessState returns how the child ended, or nil while it runs.
+func (c *Cmd) ProcessState() *os.ProcessState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Signal sends sig to the child. After the child has exited it returns
+// os.ErrProcessDone (the process is never confused with a later one that
+// reuses its ID).
+func (c *Cmd) Signal(sig os.Signal) error {
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		return ErrNotStarted
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL to the child; see Signal.
+func (c *Cmd) Kill() error { return c.Signal(syscall.SIGKILL) }

@@ -1,0 +1,581 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/conn"
+	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/fd"
+	"github.com/mproc-go/mproc/internal/testproc"
+	"github.com/mproc-go/mproc/pipe"
+)
+
+func TestMain(m *testing.M) {
+	if Main() {
+		return
+	}
+	// Race-enabled children would otherwise sleep a second in exit.
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	testproc.Main(m)
+}
+
+// The functions the tests start in children. Each one that talks back
+// inherits the Conn "out".
+
+func init() {
+	Register("ok", func(ctx context.Context) error { return nil })
+	Register("echo-args", func(ctx context.Context) error {
+		return out().Send(Args())
+	})
+	Register("echo-env", func(ctx context.Context) error {
+		return out().Send([]string{os.Getenv("PROCESS_TEST_VAR"), os.Getenv(envName), os.Getenv("MPROC_FDS")})
+	})
+	Register("fail", func(ctx context.Context) error {
+		return &fs.PathError{Op: "open", Path: "/nonexistent", Err: syscall.ENOENT}
+	})
+	Register("panic", func(ctx context.Context) error { panicHere(); return nil })
+	Register("goexit", func(ctx context.Context) error { runtime.Goexit(); return nil })
+	Register("exit", func(ctx context.Context) error {
+		code, _ := strconv.Atoi(Args()[0])
+		os.Exit(code)
+		return nil
+	})
+	Register("kill-self", func(ctx context.Context) error {
+		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	})
+	Register("print", func(ctx context.Context) error {
+		fmt.Fprint(os.Stdout, "to stdout")
+		fmt.Fprint(os.Stderr, "to stderr")
+		return nil
+	})
+	// Sends "ready", then waits for its context: SIGTERM ends it.
+	Register("wait-ctx", func(ctx context.Context) error {
+		if err := out().Send("ready"); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	// Sends "ready", then ignores SIGTERM: only SIGKILL ends it.
+	Register("ignore-term", func(ctx context.Context) error {
+		if err := out().Send("ready"); err != nil {
+			return err
+		}
+		time.Sleep(time.Hour)
+		return nil
+	})
+	// Answers every message on the Duplex end "peer" with the message
+	// doubled, until EOF.
+	Register("double", func(ctx context.Context) error {
+		peer, err := conn.Inherit("peer")
+		if err != nil {
+			return err
+		}
+		for {
+			var n int
+			if err := peer.Recv(&n); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := peer.Send(2 * n); err != nil {
+				return err
+			}
+		}
+	})
+	// Registers a flush that sends "flushed" (or, with arg "block", one
+	// that waits for its deadline), then returns the error given in
+	// Args()[1], if any.
+	Register("atexit", func(ctx context.Context) error {
+		c := out()
+		if Args()[0] == "block" {
+			atexit.Register(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+		} else {
+			atexit.Register(func(ctx context.Context) error { return c.SendContext(ctx, "flushed") })
+		}
+		if len(Args()) > 1 {
+			return errors.New(Args()[1])
+		}
+		return nil
+	})
+	// Starts "sleep" with DieWithParent (Args()[0] == "pipe-only": without
+	// Pdeathsig) and sends its pid, then sleeps.
+	Register("intermediate", func(ctx context.Context) error {
+		gc := Command("sleep")
+		gc.DieWithParent = true
+		gc.noPdeathsig = Args()[0] == "pipe-only"
+		if err := gc.Start(ctx); err != nil {
+			return err
+		}
+		if err := out().Send(gc.Pid()); err != nil {
+			return err
+		}
+		time.Sleep(time.Hour)
+		return nil
+	})
+	Register("sleep", func(ctx context.Context) error {
+		time.Sleep(time.Hour)
+		return nil
+	})
+}
+
+func panicHere() { panic("boom") }
+
+func out() *conn.Conn {
+	c, err := conn.Inherit("out")
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// start starts name with args, sharing the child's end of a Duplex as
+// "out", and returns the parent's end.
+func start(t *testing.T, cmd *Cmd) *conn.Conn {
+	t.Helper()
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	t.Cleanup(func() { mine.Close() })
+	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Start(context.Background()))
+	require.NoError(t, theirs.Close(), "the parent closes the end it gave away")
+	reap(t, cmd)
+	return mine
+}
+
+// reap kills cmd at cleanup if the test left it running.
+func reap(t *testing.T, cmd *Cmd) {
+	t.Cleanup(func() {
+		if cmd.Done() != nil {
+			cmd.Kill()
+			cmd.Wait()
+		}
+	})
+}
+
+func waitFor(t *testing.T, cmd *Cmd, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-cmd.Done():
+		return cmd.Wait()
+	case <-time.After(d):
+		cmd.Kill()
+		t.Fatalf("child %s did not exit within %v", cmd.Name, d)
+		return nil
+	}
+}
+
+func recvString(t *testing.T, c *conn.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var s string
+	require.NoError(t, c.RecvContext(ctx, &s))
+	return s
+}
+
+// gone reports whether no process (not even a zombie) has the ID pid.
+func gone(pid int) bool {
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
+func TestStartWait(t *testing.T) {
+	testproc.CheckFDs(t)
+	cmd := Command("ok")
+	require.Nil(t, cmd.Done(), "no Done channel before Start")
+	require.Zero(t, cmd.Pid())
+	require.NoError(t, cmd.Start(context.Background()))
+	reap(t, cmd)
+	pid := cmd.Pid()
+	require.NotZero(t, pid)
+	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+	require.NoError(t, cmd.Wait(), "Wait again returns the same result")
+	require.NotNil(t, cmd.ProcessState())
+	assert.True(t, cmd.ProcessState().Success())
+	assert.ErrorIs(t, cmd.Signal(syscall.SIGTERM), os.ErrProcessDone, "signal after exit")
+	assert.True(t, gone(pid), "child %d reaped", pid)
+}
+
+func TestMisuse(t *testing.T) {
+	testproc.CheckFDs(t)
+	cmd := Command("ok")
+	assert.ErrorIs(t, cmd.Wait(), ErrNotStarted)
+	assert.ErrorIs(t, cmd.Kill(), ErrNotStarted)
+	a, b, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer a.Close()
+	defer b.Close()
+	assert.ErrorIs(t, cmd.Share("mproc.process", b), ErrReservedName)
+	require.NoError(t, cmd.Share("b", b))
+	assert.Error(t, cmd.Share("b", b), "a name shared twice")
+	assert.Error(t, cmd.Share("bad name", b), "an invalid name")
+
+	require.NoError(t, cmd.Run(context.Background()))
+	assert.ErrorIs(t, cmd.Start(context.Background()), ErrStarted)
+	assert.ErrorIs(t, cmd.Share("c", b), ErrStarted)
+
+	assert.ErrorIs(t, Command("no-such-function").Start(context.Background()), ErrNotRegistered)
+	assert.Panics(t, func() { Register("ok", func(context.Context) error { return nil }) }, "duplicate")
+	assert.Panics(t, func() { Register("a b", func(context.Context) error { return nil }) }, "bad name")
+	assert.Panics(t, func() { Register("nil", nil) }, "nil function")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, Command("ok").Start(ctx), context.Canceled, "Start with an ended context")
+}
+
+// A child whose main forgot process.Main must not start children: they
+// would run its main again.
+func TestNoMain(t *testing.T) {
+	t.Setenv(envName, "ok")
+	mainCalled.Store(false)
+	defer mainCalled.Store(true)
+	assert.ErrorIs(t, Command("ok").Start(context.Background()), ErrNoMain)
+}
+
+func TestArgsAndEnv(t *testing.T) {
+	testproc.CheckFDs(t)
+	args := []string{"one", "two words", "", "-test.run=x"}
+	c := start(t, Command("echo-args", args...))
+	var got []string
+	require.NoError(t, c.Recv(&got))
+	assert.Equal(t, args, got)
+
+	t.Setenv(envName, "leaked") // Start drops it from the environment it copies
+	cmd := Command("echo-env")
+	cmd.Env = append(os.Environ(), "PROCESS_TEST_VAR=set")
+	c = start(t, cmd)
+	require.NoError(t, c.Recv(&got))
+	assert.Equal(t, []string{"set", "", ""}, got, "Env reaches the child; Main clears the package's variables")
+	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+}
+
+// Shared objects reach the child by name: a Duplex end carries a
+// conversation in both directions.
+func TestShareDuplex(t *testing.T) {
+	testproc.CheckFDs(t)
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer mine.Close()
+	cmd := Command("double")
+	require.NoError(t, cmd.Share("peer", theirs))
+	require.NoError(t, cmd.Start(context.Background()))
+	reap(t, cmd)
+	require.NoError(t, theirs.Close())
+	for i := range 10 {
+		require.NoError(t, mine.Send(i))
+		var got int
+		require.NoError(t, mine.Recv(&got))
+		assert.Equal(t, 2*i, got)
+	}
+	require.NoError(t, mine.Close(), "EOF ends the child's loop")
+	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+}
+
+func TestErrorReported(t *testing.T) {
+	testproc.CheckFDs(t)
+	cmd := Command("fail")
+	err := cmd.Run(context.Background())
+	var perr *Error
+	require.ErrorAs(t, err, &perr)
+	assert.Equal(t, "fail", perr.Name)
+	assert.Equal(t, cmd.Pid(), perr.Pid)
+	assert.Equal(t, "open /nonexistent: no such file or directory", perr.Msg)
+	assert.Equal(t, "*fs.PathError", perr.Type)
+	assert.Contains(t, err.Error(), "no such file or directory")
+	assert.Equal(t, exitError, cmd.ProcessState().ExitCode())
+}
+
+func TestPanicReported(t *testing.T) {
+	testproc.CheckFDs(t)
+	cmd := Command("panic")
+	err := cmd.Run(context.Background())
+	var perr *PanicError
+	require.ErrorAs(t, err, &perr)
+	assert.Equal(t, "boom", perr.Value)
+	assert.Contains(t, perr.Stack, "process.panicHere", "the stack shows where it panicked")
+	assert.Contains(t, err.Error(), "panic: boom")
+	assert.Equal(t, exitPanic, cmd.ProcessState().ExitCode())
+}
+
+func TestGoexitReported(t *testing.T) {
+	testproc.CheckFDs(t)
+	var perr *Error
+	require.ErrorAs(t, Command("goexit").Run(context.Background()), &perr)
+	assert.Contains(t, perr.Msg, "Goexit")
+}
+
+// A function registered in the parent only (after the child's Main ran)
+// is missing in the child, which says so.
+var registerLate sync.Once
+
+func TestNotRegisteredInChild(t *testing.T) {
+	testproc.CheckFDs(t)
+	registerLate.Do(func() { Register("parent-only", func(context.Context) error { return nil }) })
+	var perr *Error
+	require.ErrorAs(t, Command("parent-only").Run(context.Background()), &perr)
+	assert.Contains(t, perr.Msg, `no function registered as "parent-only"`)
+}
+
+func TestExitReported(t *testing.T) {
+	testproc.CheckFDs(t)
+	for _, code := range []int{0, 3} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			err := Command("exit", strconv.Itoa(code)).Run(context.Background())
+			var eerr *ExitError
+			require.ErrorAs(t, err, &eerr, "os.Exit(%d) in the function is an error", code)
+			assert.Equal(t, code, eerr.ExitCode())
+			assert.Zero(t, eerr.Signal())
+			assert.Contains(t, err.Error(), "before its function returned")
+		})
+	}
+}
+
+func TestSignalReported(t *testing.T) {
+	testproc.CheckFDs(t)
+	err := Command("kill-self").Run(context.Background())
+	var eerr *ExitError
+	require.ErrorAs(t, err, &eerr)
+	assert.Equal(t, syscall.SIGKILL, eerr.Signal())
+	assert.Equal(t, -1, eerr.ExitCode())
+	assert.Contains(t, err.Error(), "signal: killed")
+
+	// Killed from outside; Done notices at once.
+	cmd := Command("sleep")
+	require.NoError(t, cmd.Start(context.Background()))
+	reap(t, cmd)
+	require.NoError(t, cmd.Signal(syscall.SIGQUIT))
+	select {
+	case <-cmd.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed 10s after the child was killed")
+	}
+	require.ErrorAs(t, cmd.Wait(), &eerr)
+	assert.Equal(t, syscall.SIGQUIT, eerr.Signal())
+}
+
+// Canceling the context sends SIGTERM, which cancels the child's
+// function's context: the function returns and the child exits cleanly.
+func TestCancelGraceful(t *testing.T) {
+	testproc.CheckFDs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer mine.Close()
+	cmd := Command("wait-ctx")
+	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Start(ctx))
+	reap(t, cmd)
+	theirs.Close()
+	require.Equal(t, "ready", recvString(t, mine))
+	pid := cmd.Pid()
+
+	cancel()
+	err = waitFor(t, cmd, 10*time.Second)
+	require.ErrorIs(t, err, context.Canceled, "Wait says the context stopped the child")
+	var perr *Error
+	require.ErrorAs(t, err, &perr, "and carries what the child's function returned")
+	assert.Equal(t, "context canceled", perr.Msg)
+	assert.True(t, gone(pid), "no process left behind")
+}
+
+// A child that ignores SIGTERM is killed after its grace period.
+func TestCancelKill(t *testing.T) {
+	testproc.CheckFDs(t)
+	for _, grace := range []time.Duration{200 * time.Millisecond, -1} {
+		t.Run(grace.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			mine, theirs, err := pipe.Duplex()
+			require.NoError(t, err)
+			defer mine.Close()
+			cmd := Command("ignore-term")
+			cmd.Grace = grace
+			require.NoError(t, cmd.Share("out", theirs))
+			require.NoError(t, cmd.Start(ctx))
+			reap(t, cmd)
+			theirs.Close()
+			require.Equal(t, "ready", recvString(t, mine))
+			pid := cmd.Pid()
+
+			cancel()
+			err = waitFor(t, cmd, 10*time.Second)
+			require.ErrorIs(t, err, context.Canceled)
+			var eerr *ExitError
+			require.ErrorAs(t, err, &eerr)
+			assert.Equal(t, syscall.SIGKILL, eerr.Signal())
+			assert.True(t, gone(pid), "no process left behind")
+		})
+	}
+}
+
+func TestFlushBeforeExit(t *testing.T) {
+	testproc.CheckFDs(t)
+	// The flush runs after the function returns, also after an error.
+	for _, args := range [][]string{{"send"}, {"send", "failed"}} {
+		cmd := Command("atexit", args...)
+		c := start(t, cmd)
+		assert.Equal(t, "flushed", recvString(t, c))
+		err := waitFor(t, cmd, 10*time.Second)
+		if len(args) > 1 {
+			var perr *Error
+			require.ErrorAs(t, err, &perr)
+			assert.Equal(t, "failed", perr.Msg)
+		} else {
+			require.NoError(t, err)
+		}
+	}
+
+	// A flush that cannot finish is cut at FlushTimeout and reported.
+	cmd := Command("atexit", "block")
+	cmd.FlushTimeout = 100 * time.Millisecond
+	start(t, cmd)
+	var perr *Error
+	require.ErrorAs(t, waitFor(t, cmd, 10*time.Second), &perr)
+	assert.Contains(t, perr.Msg, "flush before exit: context deadline exceeded")
+}
+
+func TestOutput(t *testing.T) {
+	testproc.CheckFDs(t)
+	// Passed through by default: the child writes to this process's own
+	// stdout and stderr.
+	r, w, err := fd.Pipe("test-stdout")
+	require.NoError(t, err)
+	defer r.Close()
+	saved := os.Stdout
+	os.Stdout = w
+	cmd := Command("print")
+	cmd.Stderr = io.Discard
+	err = cmd.Start(context.Background())
+	os.Stdout = saved
+	w.Close()
+	require.NoError(t, err)
+	reap(t, cmd)
+	got, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "to stdout", string(got))
+	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+
+	// Or to any writer.
+	var stdout, stderr bytes.Buffer
+	cmd = Command("print")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(context.Background()))
+	assert.Equal(t, "to stdout", stdout.String())
+	assert.Equal(t, "to stderr", stderr.String())
+}
+
+// The parent dying takes a DieWithParent child down: an intermediate child
+// starts a grandchild, and is killed. This process becomes the subreaper
+// of its descendants, so the orphaned grandchild is reparented here and
+// its end can be observed exactly.
+func TestDieWithParent(t *testing.T) {
+	testproc.CheckFDs(t)
+	require.NoError(t, unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+	for _, tc := range []struct {
+		mode string
+		want func(t *testing.T, ws syscall.WaitStatus)
+	}{
+		{"pdeathsig", func(t *testing.T, ws syscall.WaitStatus) {
+			assert.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "killed by Pdeathsig, got %v", ws)
+		}},
+		{"pipe-only", func(t *testing.T, ws syscall.WaitStatus) {
+			assert.True(t, ws.Exited() && ws.ExitStatus() == exitError, "exited on EOF, got %v", ws)
+		}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			cmd := Command("intermediate", tc.mode)
+			c := start(t, cmd)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var pid int
+			require.NoError(t, c.RecvContext(ctx, &pid))
+			require.NotZero(t, pid)
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL); reapOrphan(pid, time.Second) })
+
+			require.NoError(t, cmd.Kill())
+			var eerr *ExitError
+			require.ErrorAs(t, waitFor(t, cmd, 10*time.Second), &eerr)
+
+			ws, ok := reapOrphan(pid, 2*time.Second)
+			require.True(t, ok, "grandchild %d still running 2s after its parent died", pid)
+			tc.want(t, ws)
+			assert.True(t, gone(pid))
+		})
+	}
+}
+
+// reapOrphan waits up to d for the orphan pid, a child of this process as
+// its subreaper, to exit, and reaps it.
+func reapOrphan(pid int, d time.Duration) (syscall.WaitStatus, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if got == pid {
+			return ws, true
+		}
+		if err != nil && err != syscall.EINTR || time.Now().After(deadline) {
+			return 0, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The starter goroutine, locked to its thread while DieWithParent
+// children live, ends with the last of them.
+func TestStarterEnds(t *testing.T) {
+	cmds := make([]*Cmd, 3)
+	for i := range cmds {
+		cmds[i] = Command("ok")
+		cmds[i].DieWithParent = true
+		require.NoError(t, cmds[i].Start(context.Background()))
+		reap(t, cmds[i])
+	}
+	for _, cmd := range cmds {
+		require.NoError(t, waitFor(t, cmd, 10*time.Second))
+	}
+	starter.mu.Lock()
+	defer starter.mu.Unlock()
+	assert.Zero(t, starter.live)
+	assert.Nil(t, starter.reqs, "the starter goroutine was told to end")
+}
+
+func TestErrorText(t *testing.T) {
+	e := &Error{Name: "w", Pid: 7, Msg: "bad"}
+	assert.Equal(t, "process w (pid 7): bad", e.Error())
+	p := &PanicError{Name: "w", Pid: 7, Value: "boom", Stack: "goroutine 1"}
+	assert.True(t, strings.HasPrefix(p.Error(), "process w (pid 7): panic: boom\n"))
+	assert.Equal(t, strings.Repeat("x", maxText), truncate(strings.Repeat("x", maxText)))
+	assert.Contains(t, truncate(strings.Repeat("x", maxText+5)), "[5 bytes truncated]")
+}
+
+func BenchmarkRun(b *testing.B) {
+	for b.Loop() {
+		if err := Command("ok").Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
