@@ -27,7 +27,7 @@ const (
 var (
 	mainCalled atomic.Bool
 	reporting  atomic.Bool // the report is on its way: the parent may close its end
-	childArgs  []string // set by Main in a child, read-only afterwards
+	childArgs  []string    // set by Main in a child, read-only afterwards
 )
 
 // Main runs the child side: in a process started by [Cmd.Start] it runs the
