@@ -65,6 +65,9 @@ const NumFiles = 4
 // safe for concurrent use by several goroutines and processes.
 type Counter struct {
 	br, bw *os.File // baton pipe: read end, write end
+	// brFD, bwFD are their descriptors, for plain syscalls by the holder
+	// of sem (Close closes them only once it holds sem).
+	brFD, bwFD int
 	wr, ww *os.File // wake pipe: read end, write end
 
 	// sem lets one goroutine of this process at a time read the baton, so
@@ -95,15 +98,43 @@ func New() (*Counter, error) {
 		closeAll(br, bw, wr, ww)
 		return nil, fmt.Errorf("counter: write the first record: %w", err)
 	}
-	return newCounter(br, bw, wr, ww), nil
+	c, err := newCounter(br, bw, wr, ww)
+	if err != nil {
+		closeAll(br, bw, wr, ww)
+		return nil, fmt.Errorf("counter: %w", err)
+	}
+	return c, nil
 }
 
-func newCounter(br, bw, wr, ww *os.File) *Counter {
+func newCounter(br, bw, wr, ww *os.File) (*Counter, error) {
+	brFD, err := sysfd(br)
+	if err != nil {
+		return nil, err
+	}
+	bwFD, err := sysfd(bw)
+	if err != nil {
+		return nil, err
+	}
 	return &Counter{
 		br: br, bw: bw, wr: wr, ww: ww,
+		brFD: brFD, bwFD: bwFD,
 		sem:     make(chan struct{}, 1),
 		closing: make(chan struct{}),
+	}, nil
+}
+
+// sysfd returns f's descriptor without the side effect of File.Fd, which
+// would put it in blocking mode.
+func sysfd(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
 	}
+	n := -1
+	if err := rc.Control(func(fd uintptr) { n = int(fd) }); err != nil {
+		return -1, err
+	}
+	return n, nil
 }
 
 // Files returns the files to hand to a child, in the order FromFiles takes
@@ -129,7 +160,12 @@ func FromFiles(files []*os.File) (*Counter, error) {
 		closeAll(files...)
 		return nil, fmt.Errorf("counter: wake pipe: %w", err)
 	}
-	return newCounter(files[0], files[1], files[2], files[3]), nil
+	c, err := newCounter(files[0], files[1], files[2], files[3])
+	if err != nil {
+		closeAll(files...)
+		return nil, fmt.Errorf("counter: %w", err)
+	}
+	return c, nil
 }
 
 // checkPipe checks that r and w are the read and write ends of one pipe.

@@ -444,3 +444,33 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, data, again[:])
 	})
 }
+
+// BenchmarkAdd is one update of the shared count: take and give back the
+// baton (one read and one write on a pipe).
+func BenchmarkAdd(b *testing.B) {
+	c, err := New()
+	require.NoError(b, err)
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := c.Add(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAddParallel: goroutines of one process contend for the baton.
+func BenchmarkAddParallel(b *testing.B) {
+	c, err := New()
+	require.NoError(b, err)
+	defer c.Close()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := c.Add(ctx, 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
