@@ -68,7 +68,7 @@ type Counter struct {
 	// brFD, bwFD are their descriptors, for plain syscalls by the holder
 	// of sem (Close closes them only once it holds sem).
 	brFD, bwFD int
-	wr, ww *os.File // wake pipe: read end, write end
+	wr, ww     *os.File // wake pipe: read end, write end
 
 	// sem lets one goroutine of this process at a time read the baton, so
 	// that each reader can turn its own ctx into a read deadline; Close
