@@ -86,6 +86,7 @@ import (
 	"time"
 
 	"github.com/mproc-go/mproc/internal/share"
+	"github.com/mproc-go/mproc/process"
 )
 
 // childEnv names, in a child's environment, the role it runs.
@@ -131,6 +132,9 @@ func registerChild(role string, fn func(args []string) error) {
 }
 
 func main() {
+	if process.Main() { // a child started by package process (the process suite)
+		return
+	}
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(childMain(role))
 	}
