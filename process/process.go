@@ -196,31 +196,31 @@ func (c *Cmd) Start(ctx context.Context) error {
 	if lookup(c.Name) == nil {
 		return fmt.Errorf("%w: %q", ErrNotRegistered, c.Name)
 	}
-	if _, child := os.LookupEnv(envName); child && !mainCalled.Load() {
+	if _, isChild := os.LookupEnv(envName); isChild && !mainCalled.Load() {
 		return ErrNoMain
 	}
 
-	parent, child, err := pipe.Duplex()
+	mine, theirs, err := pipe.Duplex()
 	if err != nil {
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
-	defer child.Close() // the parent's copy of the child's end: see rule 3
+	defer theirs.Close() // the parent's copy of the child's end: see rule 3
 	h := hello{FlushTimeout: int64(c.FlushTimeout), DieWithParent: c.DieWithParent}
 	if h.FlushTimeout <= 0 {
 		h.FlushTimeout = int64(DefaultFlushTimeout)
 	}
 	// The socket buffer is empty: this does not block, and the child finds
 	// its options there as soon as it runs.
-	if err := parent.Send(h); err != nil {
-		parent.Close()
+	if err := mine.Send(h); err != nil {
+		mine.Close()
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
 	shares := c.shares
 	if shares == nil {
 		shares = &exec.Cmd{Env: []string{}}
 	}
-	if err := child.Share(shares, ctlName); err != nil {
-		parent.Close()
+	if err := theirs.Share(shares, ctlName); err != nil {
+		mine.Close()
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
 
@@ -266,12 +266,12 @@ func (c *Cmd) Start(ctx context.Context) error {
 		err = cmd.Start()
 	}
 	if err != nil {
-		parent.Close()
+		mine.Close()
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
 	c.cmd = cmd
 	c.done = make(chan struct{})
-	go c.wait(parent, release)
+	go c.wait(mine, release)
 	return nil
 }
 

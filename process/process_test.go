@@ -47,7 +47,11 @@ func init() {
 		return out().Send(Args())
 	})
 	Register("echo-env", func(ctx context.Context) error {
-		return out().Send([]string{os.Getenv("PROCESS_TEST_VAR"), os.Getenv(envName), os.Getenv("MPROC_FDS")})
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		return out().Send([]string{os.Getenv("PROCESS_TEST_VAR"), os.Getenv(envName), os.Getenv("MPROC_FDS"), wd})
 	})
 	Register("fail", func(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: "/nonexistent", Err: syscall.ENOENT}
@@ -263,9 +267,10 @@ func TestArgsAndEnv(t *testing.T) {
 	t.Setenv(envName, "leaked") // Start drops it from the environment it copies
 	cmd := Command("echo-env")
 	cmd.Env = append(os.Environ(), "PROCESS_TEST_VAR=set")
+	cmd.Dir = t.TempDir()
 	c = start(t, cmd)
 	require.NoError(t, c.Recv(&got))
-	assert.Equal(t, []string{"set", "", ""}, got, "Env reaches the child; Main clears the package's variables")
+	assert.Equal(t, []string{"set", "", "", cmd.Dir}, got, "Env and Dir reach the child; Main clears the package's variables")
 	require.NoError(t, waitFor(t, cmd, 10*time.Second))
 }
 
@@ -289,6 +294,43 @@ func TestShareDuplex(t *testing.T) {
 	}
 	require.NoError(t, mine.Close(), "EOF ends the child's loop")
 	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+}
+
+// Children started at once from several goroutines, some on the locked
+// starter thread, each with its own conversation.
+func TestConcurrentStarts(t *testing.T) {
+	testproc.CheckFDs(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			mine, theirs, err := pipe.Duplex()
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer mine.Close()
+			cmd := Command("double")
+			cmd.DieWithParent = i%2 == 0
+			assert.NoError(t, cmd.Share("peer", theirs))
+			err = cmd.Start(context.Background())
+			theirs.Close()
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer cmd.Kill()
+			var got int
+			assert.NoError(t, mine.Send(i))
+			assert.NoError(t, mine.Recv(&got))
+			assert.Equal(t, 2*i, got)
+			mine.Close()
+			select {
+			case <-cmd.Done():
+				assert.NoError(t, cmd.Wait())
+			case <-time.After(10 * time.Second):
+				t.Errorf("child %d did not exit", i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestErrorReported(t *testing.T) {
