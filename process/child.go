@@ -59,7 +59,7 @@ var (
 // but keeps the call site honest about being a branch.
 func Main() bool {
 	mainCalled.Store(true)
-	name, ok := os.LookupEnv(envName)
+	v, ok := os.LookupEnv(envName)
 	if !ok {
 		return false
 	}
@@ -68,7 +68,7 @@ func Main() bool {
 	os.Unsetenv(envName)
 	os.Unsetenv(share.EnvVar)
 	childArgs = slices.Clone(os.Args[1:])
-	os.Exit(runChild(name))
+	os.Exit(runChild(v))
 	return true
 }
 
@@ -77,24 +77,22 @@ func Main() bool {
 // use by several goroutines.
 func Args() []string { return slices.Clone(childArgs) }
 
-func runChild(name string) int {
+func runChild(env string) int {
+	opts, err := parseOptions(env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitPanic
+	}
+	name := opts.name
 	ctl, err := conn.Inherit(ctlName)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "process %s: control channel: %v\n", name, err)
 		return exitPanic
 	}
-	var h hello
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = ctl.RecvContext(ctx, &h)
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "process %s: control channel: %v\n", name, err)
-		return exitPanic
-	}
-	if h.DieWithParent {
+	if opts.dieWithParent {
 		go watchParent(ctl, name)
 	}
-	ch := &child{name: name, ctl: ctl, flush: time.Duration(h.FlushTimeout)}
+	ch := &child{name: name, ctl: ctl, flush: opts.flushTimeout}
 	fn := lookup(name)
 	if fn == nil {
 		return ch.finish(report{Kind: kindError, Msg: fmt.Sprintf(
@@ -110,9 +108,8 @@ func runChild(name string) int {
 
 // watchParent exits the process when the control channel reports EOF: the
 // parent, the only holder of the other end, is gone. The parent never
-// sends after its first message, so any receive result means that, unless
-// the parent has already read the report and closed its end, which it does
-// as soon as it has read it.
+// sends anything, so any receive result means that, unless the parent has
+// already read the report and closed its end, as it does at once.
 func watchParent(ctl *conn.Conn, name string) {
 	var v any
 	err := ctl.Recv(&v)

@@ -113,10 +113,3 @@ func truncate(s string) string {
 	}
 	return s[:maxText] + fmt.Sprintf("... [%d bytes truncated]", len(s)-maxText)
 }
-
-// hello is the message the parent leaves on the control channel before the
-// child starts: the options of the child side.
-type hello struct {
-	FlushTimeout  int64 `msgpack:"f"` // nanoseconds
-	DieWithParent bool  `msgpack:"d,omitempty"`
-}

@@ -19,13 +19,13 @@ import (
 )
 
 const (
-	// envName names, in a child's environment, the function it runs. Main
-	// removes it at once, so that programs the child executes do not take
-	// themselves for children.
+	// envName names, in a child's environment, the function it runs and
+	// its options (see env.go). Main removes it at once, so that programs
+	// the child executes do not take themselves for children.
 	envName = "MPROC_PROCESS"
 	// ctlName is the share name of the control channel: a socketpair whose
-	// parent end only the parent holds. The child reads its options from it,
-	// writes its report to it, and may watch it for EOF (the parent died).
+	// parent end only the parent holds. The child writes its report to it,
+	// and may watch it for EOF (the parent died).
 	ctlName = reservedPrefix + "process"
 	// reservedPrefix starts the share names this package keeps.
 	reservedPrefix = "mproc."
@@ -205,16 +205,6 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
 	defer theirs.Close() // the parent's copy of the child's end: see rule 3
-	h := hello{FlushTimeout: int64(c.FlushTimeout), DieWithParent: c.DieWithParent}
-	if h.FlushTimeout <= 0 {
-		h.FlushTimeout = int64(DefaultFlushTimeout)
-	}
-	// The socket buffer is empty: this does not block, and the child finds
-	// its options there as soon as it runs.
-	if err := mine.Send(h); err != nil {
-		mine.Close()
-		return fmt.Errorf("process %s: %w", c.Name, err)
-	}
 	shares := c.shares
 	if shares == nil {
 		shares = &exec.Cmd{Env: []string{}}
@@ -226,7 +216,11 @@ func (c *Cmd) Start(ctx context.Context) error {
 
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Args = append([]string{os.Args[0]}, c.Args...)
-	cmd.Env = c.environ(shares.Env)
+	opts := options{name: c.Name, flushTimeout: c.FlushTimeout, dieWithParent: c.DieWithParent}
+	if opts.flushTimeout <= 0 {
+		opts.flushTimeout = DefaultFlushTimeout
+	}
+	cmd.Env = c.environ(shares.Env, opts)
 	cmd.Dir = c.Dir
 	cmd.ExtraFiles = shares.ExtraFiles
 	cmd.Stdin = c.Stdin
@@ -277,8 +271,8 @@ func (c *Cmd) Start(ctx context.Context) error {
 
 // environ puts the child's environment together: the base (Env or this
 // process's) without any variable of this package or of the share
-// protocol, then the shares' variable and the function's name.
-func (c *Cmd) environ(shared []string) []string {
+// protocol, then the shares' variable and the child's options.
+func (c *Cmd) environ(shared []string, opts options) []string {
 	base := c.Env
 	if base == nil {
 		base = os.Environ()
@@ -291,7 +285,7 @@ func (c *Cmd) environ(shared []string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, envName+"="+c.Name)
+	return append(env, envName+"="+opts.String())
 }
 
 func output(w, dflt io.Writer) io.Writer {

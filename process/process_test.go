@@ -605,6 +605,24 @@ func TestStarterEnds(t *testing.T) {
 	assert.Nil(t, starter.reqs, "the starter goroutine was told to end")
 }
 
+func TestOptions(t *testing.T) {
+	for _, o := range []options{
+		{name: "w", flushTimeout: DefaultFlushTimeout},
+		{name: "a.b-c_1", flushTimeout: 1500 * time.Millisecond, dieWithParent: true},
+	} {
+		got, err := parseOptions(o.String())
+		require.NoError(t, err)
+		assert.Equal(t, o, got)
+	}
+	got, err := parseOptions("w")
+	require.NoError(t, err)
+	assert.Equal(t, options{name: "w", flushTimeout: DefaultFlushTimeout}, got, "defaults")
+	for _, bad := range []string{"", ",die", "w,flush=", "w,flush=-1s", "w,flush=x", "w,other"} {
+		_, err := parseOptions(bad)
+		assert.Error(t, err, "%q is malformed", bad)
+	}
+}
+
 func TestErrorText(t *testing.T) {
 	e := &Error{Name: "w", Pid: 7, Msg: "bad"}
 	assert.Equal(t, "process w (pid 7): bad", e.Error())

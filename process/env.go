@@ -1,0 +1,53 @@
+package process
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The child's environment variable envName carries the function's name and
+// the child-side options, comma-separated:
+//
+//	MPROC_PROCESS=<name>[,flush=<duration>][,die]
+//
+// flush is Cmd.FlushTimeout (time.Duration syntax), die asks the child to
+// watch its control channel for the parent's death. The environment, not a
+// message, carries them: the child has them before it touches a descriptor,
+// and pays no decoding at startup.
+type options struct {
+	name          string
+	flushTimeout  time.Duration
+	dieWithParent bool
+}
+
+func (o options) String() string {
+	s := o.name + ",flush=" + o.flushTimeout.String()
+	if o.dieWithParent {
+		s += ",die"
+	}
+	return s
+}
+
+func parseOptions(v string) (options, error) {
+	parts := strings.Split(v, ",")
+	o := options{name: parts[0], flushTimeout: DefaultFlushTimeout}
+	if o.name == "" {
+		return o, fmt.Errorf("process: malformed %s=%q: no function name", envName, v)
+	}
+	for _, p := range parts[1:] {
+		switch k, val, _ := strings.Cut(p, "="); k {
+		case "flush":
+			d, err := time.ParseDuration(val)
+			if err != nil || d <= 0 {
+				return o, fmt.Errorf("process: malformed %s=%q: bad flush timeout", envName, v)
+			}
+			o.flushTimeout = d
+		case "die":
+			o.dieWithParent = true
+		default:
+			return o, fmt.Errorf("process: malformed %s=%q: unknown option %q", envName, v, p)
+		}
+	}
+	return o, nil
+}
