@@ -334,7 +334,8 @@ func openChild(impl string) (endpoint, error) {
 }
 
 // connSend is the child of a throughput measurement. args: impl
-// workload duration. It sends for the duration, then closes.
+// workload duration. It sends for the duration, closes, and prints the CPU
+// time it used on stdout.
 func connSend(args []string) error {
 	if len(args) != 3 {
 		return fmt.Errorf("want impl workload duration, got %q", args)
@@ -352,6 +353,7 @@ func connSend(args []string) error {
 		return err
 	}
 	defer ep.close()
+	cpu0 := cpuTime()
 	deadline := time.Now().Add(d)
 	m := sampleMsg()
 	p := make([]byte, size)
@@ -376,11 +378,16 @@ func connSend(args []string) error {
 			return fmt.Errorf("send %d: %w", i, err)
 		}
 	}
-	return ep.close()
+	if err := ep.close(); err != nil {
+		return err
+	}
+	_, err = fmt.Println(int64(cpuTime() - cpu0))
+	return err
 }
 
 // connEcho is the child of a round-trip measurement. args: impl. It sends
-// back every small struct it receives, until EOF.
+// back every small struct it receives until EOF, then prints the CPU time
+// it used on stdout.
 func connEcho(args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("want impl, got %q", args)
@@ -390,10 +397,11 @@ func connEcho(args []string) error {
 		return err
 	}
 	defer ep.close()
+	cpu0 := cpuTime()
 	var m smallMsg
 	for {
 		if err := ep.recv(&m); err == io.EOF {
-			return nil
+			break
 		} else if err != nil {
 			return fmt.Errorf("recv: %w", err)
 		}
@@ -401,40 +409,73 @@ func connEcho(args []string) error {
 			return fmt.Errorf("send: %w", err)
 		}
 	}
+	_, err = fmt.Println(int64(cpuTime() - cpu0))
+	return err
 }
 
-// measureThroughput runs one one-way measurement and returns how much was
-// received after the first message (messages for the struct, bytes for
-// payloads) and in what time, timed in the receiving parent from the first
-// message to EOF.
-func measureThroughput(impl, transport, workload string, d time.Duration) (float64, time.Duration, error) {
+// sample is what one measurement slice yields.
+type sample struct {
+	units   float64         // received after the first message: messages (struct) or bytes
+	elapsed time.Duration   // from the first message to EOF
+	msgs    int             // messages, or round trips, that cpu paid for
+	cpu     time.Duration   // CPU time of both processes
+	trips   []time.Duration // round trips
+}
+
+// startConnChild starts role, collecting the CPU time the child prints.
+func startConnChild(role string, args []string, setup func(*exec.Cmd) error, out *bytes.Buffer) (*child, error) {
+	return startChild(role, args, func(cmd *exec.Cmd) error {
+		cmd.Stdout = out
+		return setup(cmd)
+	})
+}
+
+func childCPU(out *bytes.Buffer) (time.Duration, error) {
+	ns, err := strconv.ParseInt(string(bytes.TrimSpace(out.Bytes())), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("child's CPU time: %w (output %q)", err, out.Bytes())
+	}
+	return time.Duration(ns), nil
+}
+
+// measureThroughput runs one one-way measurement slice of about d; the
+// parent receives and times from the first message to EOF.
+func measureThroughput(impl, transport, workload string, d time.Duration) (sample, error) {
 	size, err := workloadSize(workload)
 	if err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	ep, setup, closeGiven, err := openParent(impl, transport, false)
 	if err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	defer ep.close()
 	runtime.GC()
-	ch, err := startChild("conn-send", []string{impl, workload, d.String()}, setup)
+	var out bytes.Buffer
+	ch, err := startConnChild("conn-send", []string{impl, workload, d.String()}, setup, &out)
 	closeGiven()
 	if err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
 	defer ch.kill()
+	cpu0 := cpuTime()
 	n, elapsed, err := receiveAll(ep, size)
+	cpu := cpuTime() - cpu0
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s %s %s: %w", impl, transport, workload, err)
+		return sample{}, fmt.Errorf("%s %s %s: %w", impl, transport, workload, err)
 	}
 	if err := ch.wait(d + 30*time.Second); err != nil {
-		return 0, 0, err
+		return sample{}, err
 	}
+	ccpu, err := childCPU(&out)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{units: float64(n), elapsed: elapsed, msgs: n + 1, cpu: cpu + ccpu}
 	if size > 0 {
-		return float64(n) * float64(size), elapsed, nil
+		s.units *= float64(size)
 	}
-	return float64(n), elapsed, nil
+	return s, nil
 }
 
 // receiveAll receives until EOF and returns how many messages came after
@@ -473,19 +514,19 @@ func receiveAll(ep endpoint, size int) (int, time.Duration, error) {
 	return n, time.Since(start), nil
 }
 
-// measureRoundTrip runs one round-trip measurement for about d and appends
-// the round-trip times to samples.
-func measureRoundTrip(impl, transport string, d time.Duration, samples []time.Duration) ([]time.Duration, error) {
+// measureRoundTrip runs one round-trip measurement slice of about d.
+func measureRoundTrip(impl, transport string, d time.Duration) (sample, error) {
 	ep, setup, closeGiven, err := openParent(impl, transport, true)
 	if err != nil {
-		return nil, err
+		return sample{}, err
 	}
 	defer ep.close()
 	runtime.GC()
-	ch, err := startChild("conn-echo", []string{impl}, setup)
+	var out bytes.Buffer
+	ch, err := startConnChild("conn-echo", []string{impl}, setup, &out)
 	closeGiven()
 	if err != nil {
-		return nil, err
+		return sample{}, err
 	}
 	defer ch.kill()
 	m := sampleMsg()
@@ -495,25 +536,33 @@ func measureRoundTrip(impl, transport string, d time.Duration, samples []time.Du
 		}
 		return ep.recv(&m)
 	}
-	for range 200 { // warm up: child start, caches, the poller
+	const warmUp = 200 // child start, caches, the poller
+	cpu0 := cpuTime()
+	for range warmUp {
 		if err := trip(); err != nil {
-			return nil, fmt.Errorf("%s %s round trip: %w", impl, transport, err)
+			return sample{}, fmt.Errorf("%s %s round trip: %w", impl, transport, err)
 		}
 	}
+	trips := make([]time.Duration, 0, 1<<15)
 	deadline := time.Now().Add(d)
 	for now := time.Now(); now.Before(deadline); {
 		if err := trip(); err != nil {
-			return nil, fmt.Errorf("%s %s round trip: %w", impl, transport, err)
+			return sample{}, fmt.Errorf("%s %s round trip: %w", impl, transport, err)
 		}
 		t := time.Now()
-		samples = append(samples, t.Sub(now))
+		trips = append(trips, t.Sub(now))
 		now = t
 	}
+	cpu := cpuTime() - cpu0
 	ep.close() // the child sees EOF and exits
 	if err := ch.wait(30 * time.Second); err != nil {
-		return nil, err
+		return sample{}, err
 	}
-	return samples, nil
+	ccpu, err := childCPU(&out)
+	if err != nil {
+		return sample{}, err
+	}
+	return sample{trips: trips, msgs: warmUp + len(trips), cpu: cpu + ccpu}, nil
 }
 
 // connResult is one run: key "impl/transport/metric" -> value. Metrics:
@@ -535,34 +584,37 @@ func runConn(cfg *config) error {
 		fmt.Fprintf(os.Stderr, "bench: conn run %d/%d\n", run+1, cfg.count)
 		res := connResult{}
 		for _, transport := range []string{transPipe, transSocket} {
-			for _, w := range connWorkloads {
-				var units [2]float64
-				var elapsed [2]time.Duration
+			for _, metric := range []string{"struct", "1KiB", "1MiB", "rtt"} {
+				var sum [2]sample
 				for r := range connRounds * 2 {
 					i := (r + r/2) % 2 // 0 1 1 0 0 1 1 0
-					u, el, err := measureThroughput(impls[i], transport, w.name, slice)
+					var s sample
+					var err error
+					if metric == "rtt" {
+						s, err = measureRoundTrip(impls[i], transport, slice)
+					} else {
+						s, err = measureThroughput(impls[i], transport, metric, slice)
+					}
 					if err != nil {
 						return err
 					}
-					units[i] += u
-					elapsed[i] += el
+					sum[i].units += s.units
+					sum[i].elapsed += s.elapsed
+					sum[i].msgs += s.msgs
+					sum[i].cpu += s.cpu
+					sum[i].trips = append(sum[i].trips, s.trips...)
 				}
 				for i, impl := range impls {
-					res[connKey(impl, transport, w.name)] = units[i] / elapsed[i].Seconds()
+					s := sum[i]
+					if metric == "rtt" {
+						slices.Sort(s.trips)
+						res[connKey(impl, transport, "p50")] = float64(percentile(s.trips, 50))
+						res[connKey(impl, transport, "p99")] = float64(percentile(s.trips, 99))
+					} else {
+						res[connKey(impl, transport, metric)] = s.units / s.elapsed.Seconds()
+					}
+					res[connKey(impl, transport, metric+"-cpu")] = float64(s.cpu) / float64(s.msgs)
 				}
-			}
-			var samples [2][]time.Duration
-			for r := range connRounds * 2 {
-				i := (r + r/2) % 2
-				var err error
-				if samples[i], err = measureRoundTrip(impls[i], transport, slice, samples[i]); err != nil {
-					return err
-				}
-			}
-			for i, impl := range impls {
-				slices.Sort(samples[i])
-				res[connKey(impl, transport, "p50")] = float64(percentile(samples[i], 50))
-				res[connKey(impl, transport, "p99")] = float64(percentile(samples[i], 99))
 			}
 		}
 		if cfg.python != "" {
@@ -614,7 +666,7 @@ func connTable(cfg *config, runs []connResult) error {
 		}
 		return rs
 	}
-	t := newTable("transport", "measure", "mproc", "hand-written", "mproc/hand", "min-max", "target", "python", "mproc vs python")
+	t := newTable("transport", "measure", "mproc", "hand-written", "mproc/hand", "min-max", "target", "CPU/msg mproc/hand", "python", "mproc vs python")
 	for _, transport := range []string{transPipe, transSocket} {
 		for _, metric := range []string{"struct", "1KiB", "1MiB", "p50", "p99"} {
 			ours := col(connKey(implMproc, transport, metric))
@@ -644,8 +696,16 @@ func connTable(cfg *config, runs []connResult) error {
 			if v := median(speedup); !math.IsNaN(v) {
 				sp = fmt.Sprintf("%.1fx", v)
 			}
+			cpuMetric := metric
+			if metric == "p50" || metric == "p99" {
+				cpuMetric = "rtt"
+			}
+			cpu := fmtRatio(median(ratios(col(connKey(implMproc, transport, cpuMetric+"-cpu")), col(connKey(implHand, transport, cpuMetric+"-cpu")))))
+			if metric == "p99" {
+				cpu = ""
+			}
 			t.row(transport, label, f(median(ours)), f(median(hand)), fmtRatio(mr),
-				fmtRatio(lo)+"-"+fmtRatio(hi), target, f(median(py)), sp)
+				fmtRatio(lo)+"-"+fmtRatio(hi), target, cpu, f(median(py)), sp)
 		}
 	}
 	return t.write(cfg.out, "conn: two processes; mproc conn.Conn vs hand-written framing on the same transport, and Python multiprocessing.Pipe")

@@ -53,6 +53,10 @@
 //     signal, tracked, and killed (with its whole group: Python's workers
 //     too) and reaped by child.wait's timeout, by child.kill, on SIGINT or
 //     SIGTERM, and when main returns. No bench run leaves a process behind.
+//   - A child's stdout and stderr go to the parent's stderr; a setup that
+//     sets cmd.Stdout (to a bytes.Buffer, say) gets results back that way.
+//     cpuTime gives a process's CPU time, a figure that load elsewhere on
+//     the machine disturbs much less than wall-clock time.
 //   - The parent must close its copy of every end it gave away once
 //     startChild returns, or the child never sees EOF (DESIGN.md, rule 3).
 //   - Python baselines: runPython(cfg, script, args...) runs an embedded
@@ -419,6 +423,15 @@ func runPython(cfg *config, name string, script []byte, timeout time.Duration, a
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// cpuTime returns the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Statistics and formatting.
