@@ -516,18 +516,27 @@ func TestConcurrentClose(t *testing.T) {
 }
 
 // fill sends small frames on c until its kernel buffer is full, so that the
-// next Send blocks. It returns how many it sent.
+// next Send blocks, and returns how many it sent; frame i is the byte i.
+// Full means three sends in a row timed out: on a loaded machine one can
+// time out before it has tried.
 func fill(t *testing.T, c *conn.Conn) int {
 	t.Helper()
-	for n := 0; ; n++ {
+	sent := 0
+	for timeouts := 0; timeouts < 3; {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		err := c.SendBytesContext(ctx, []byte{byte(n)})
+		err := c.SendBytesContext(ctx, []byte{byte(sent)})
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			return n
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			timeouts++
+		case err == nil:
+			sent++
+			timeouts = 0
+		default:
+			require.NoError(t, err, "filling the buffer")
 		}
-		require.NoError(t, err, "filling the buffer")
 	}
+	return sent
 }
 
 // blocked runs f in a goroutine and checks that it has not returned after a
