@@ -584,10 +584,11 @@ func runConn(cfg *config) error {
 		fmt.Fprintf(os.Stderr, "bench: conn run %d/%d\n", run+1, cfg.count)
 		res := connResult{}
 		for _, transport := range []string{transPipe, transSocket} {
-			for _, metric := range []string{"struct", "1KiB", "1MiB", "rtt"} {
+			for mi, metric := range []string{"struct", "1KiB", "1MiB", "rtt"} {
 				var sum [2]sample
+				first := (run + mi) % 2 // who goes first changes from case to case and run to run
 				for r := range connRounds * 2 {
-					i := (r + r/2) % 2 // 0 1 1 0 0 1 1 0
+					i := (r + r/2 + first) % 2 // ABBAABBA
 					var s sample
 					var err error
 					if metric == "rtt" {
