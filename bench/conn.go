@@ -9,11 +9,16 @@ package main
 // the same 4-byte header, a reused buffer and msgpack encoder, one write per
 // frame (over 64 KiB, the header and the payload in two writes rather than
 // a copy of the payload, which is faster), io.ReadFull of the header then
-// of the body. Like RecvBytes, its
-// byte reader returns a fresh slice per message (the caller owns it); its
-// struct reader decodes from a reused buffer, as Recv does. So the ratio
-// measures what conn's machinery costs (locks, pools, ctx and closed
-// checks, error mapping), not a difference in work.
+// of the body. Like RecvBytes, its byte reader returns a fresh slice per
+// message (the caller owns it); its struct reader decodes from a reused
+// buffer, as Recv does. So the ratio measures what conn's machinery costs
+// (locks, pools, ctx and closed checks, error mapping), not a difference
+// in work.
+//
+// Each case of a run is cut into connRounds slices per side, alternating
+// ABBAABBA; one child process per slice, timed from its first message, so
+// start-up is not counted. CPU per message adds the CPU time of both
+// processes (the child reports its own on stdout).
 
 import (
 	"bytes"
@@ -667,7 +672,7 @@ func connTable(cfg *config, runs []connResult) error {
 		}
 		return rs
 	}
-	t := newTable("transport", "measure", "mproc", "hand-written", "mproc/hand", "min-max", "target", "CPU/msg mproc/hand", "python", "mproc vs python")
+	t := newTable("transport", "measure", "mproc", "hand-written", "mproc/hand", "range (runs)", "target", "CPU/msg mproc/hand", "python", "mproc vs python")
 	for _, transport := range []string{transPipe, transSocket} {
 		for _, metric := range []string{"struct", "1KiB", "1MiB", "p50", "p99"} {
 			ours := col(connKey(implMproc, transport, metric))
