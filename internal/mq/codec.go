@@ -1,0 +1,131 @@
+package mq
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Packet layout. A packet carries either frames or one large item.
+//
+// Frames: one or more frames in conn's format (conn/FORMAT.md) back to back (a 4-byte big-endian length,
+// then that many bytes of msgpack), together at most maxPacket bytes.
+//
+// Large item: an item whose frame does not fit in maxPacket. The packet is
+// bigMarker (the int32 -2, which conn never writes as a length), the
+// payload length as a big-endian uint64, then the first bytes of the
+// payload; it carries, by SCM_RIGHTS, the read end of a pipe through which
+// the rest of the payload follows, and nothing else.
+const (
+	// maxPacket is the most data a packet carries. Socket buffers allow
+	// about 208 KB, but a packet's data beyond 16 KB plus 17 pages must
+	// come from one contiguous kernel allocation, which grows more likely
+	// to fail with its size; 64 KiB keeps it small.
+	maxPacket = 64 << 10
+
+	frameHeader = 4
+
+	// maxInline is the largest payload sent as a frame.
+	maxInline = maxPacket - frameHeader
+
+	bigMarker    = 0xfffffffe // int32(-2)
+	bigHeader    = 4 + 8
+	maxBigInline = maxPacket - bigHeader
+
+	// maxFrames is the most items a producer puts in one packet.
+	maxFrames = 64
+)
+
+// encBuf is a reusable encoding buffer. The first frameHeader bytes are
+// room for the frame header.
+type encBuf struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encPool = sync.Pool{New: func() any {
+	e := new(encBuf)
+	e.enc = msgpack.NewEncoder(&e.buf)
+	return e
+}}
+
+// encode encodes v as a frame. The caller releases the buffer.
+func encode(v any, maxItem int64) (*encBuf, error) {
+	e := encPool.Get().(*encBuf)
+	e.buf.Reset()
+	e.buf.Write([]byte{0, 0, 0, 0})
+	if err := e.enc.Encode(v); err != nil {
+		e.release()
+		return nil, fmt.Errorf("queue: encode %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", v), "*"), err)
+	}
+	n := e.buf.Len() - frameHeader
+	if int64(n) > maxItem {
+		e.release()
+		return nil, fmt.Errorf("%w: %d bytes encoded (maximum %d)", ErrTooLarge, n, maxItem)
+	}
+	if n <= maxInline {
+		binary.BigEndian.PutUint32(e.buf.Bytes(), uint32(n))
+	}
+	return e, nil
+}
+
+// frame returns the whole frame (inline items only).
+func (e *encBuf) frame() []byte { return e.buf.Bytes() }
+
+// payload returns the encoded item.
+func (e *encBuf) payload() []byte { return e.buf.Bytes()[frameHeader:] }
+
+func (e *encBuf) big() bool { return e.buf.Len()-frameHeader > maxInline }
+
+// detach returns the payload and gives up the buffer: the pool gets a new
+// one, since the payload of a large item outlives the call.
+func (e *encBuf) detach() []byte {
+	p := e.payload()
+	e.buf = bytes.Buffer{}
+	e.enc.Reset(&e.buf)
+	return p
+}
+
+const poolMax = 256 << 10
+
+func (e *encBuf) release() {
+	if e.buf.Cap() <= poolMax {
+		encPool.Put(e)
+	}
+}
+
+// nextFrame returns the bounds of the frame at p[off:]. ok is false when
+// the bytes there are not a whole frame.
+func nextFrame(p []byte, off int) (start, end int, ok bool) {
+	if len(p)-off < frameHeader {
+		return 0, 0, false
+	}
+	n := int32(binary.BigEndian.Uint32(p[off:]))
+	if n < 0 || int(n) > len(p)-off-frameHeader {
+		return 0, 0, false
+	}
+	return off + frameHeader, off + frameHeader + int(n), true
+}
+
+// countFrames returns the number of frames in p, or -1 if p is not a
+// sequence of whole frames.
+func countFrames(p []byte) int {
+	k := 0
+	for off := 0; off < len(p); k++ {
+		_, end, ok := nextFrame(p, off)
+		if !ok {
+			return -1
+		}
+		off = end
+	}
+	return k
+}
+
+// isBig reports whether the packet p announces a large item.
+func isBig(p []byte) bool {
+	return len(p) >= bigHeader && binary.BigEndian.Uint32(p) == bigMarker
+}

@@ -1,0 +1,419 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/fd"
+)
+
+var (
+	// ErrClosed is returned by every call on a Queue after Close, and by a
+	// call that Close interrupted. Test with errors.Is.
+	ErrClosed = errors.New("queue: closed")
+	// ErrFull is returned by TryPut when the queue holds maxsize items (or,
+	// for a synchronous queue, when the socket is full). Test with errors.Is.
+	ErrFull = errors.New("queue: full")
+	// ErrEmpty is returned by TryGet when no item is waiting. Test with
+	// errors.Is.
+	ErrEmpty = errors.New("queue: empty")
+	// ErrTooLarge is returned by Put for an item whose encoding exceeds
+	// MaxItemSize. Test with errors.Is.
+	ErrTooLarge = errors.New("queue: item too large")
+	// ErrMaxsize is returned by New for a maxsize the system cannot
+	// support. Test with errors.Is.
+	ErrMaxsize = errors.New("queue: maxsize not supported")
+	// ErrCorrupt is returned by Get for a packet no mq writer produces; the
+	// packet is discarded and the queue stays usable. Test with errors.Is.
+	ErrCorrupt = errors.New("queue: malformed packet")
+)
+
+// Hooks let a layer above (joinable) account for items as they cross
+// process boundaries. Every field may be nil. Hooks run in the goroutine
+// that sends or receives (a Put, the flusher, a Get); they must not call
+// the Queue.
+type Hooks struct {
+	// BeforeSend runs before a packet carrying n items is handed to the
+	// kernel, i.e. before any of them can be received by any process. If it
+	// returns an error, that packet is not sent and the error goes to the
+	// Put that produced it (for items sent later by the flusher: to the
+	// next Put/Flush/Close of this process). Items that Close hands back to
+	// the queue (received here, never taken) are sent again without
+	// BeforeSend: they were counted when first sent.
+	BeforeSend func(n int) error
+	// SendFailed runs when a packet for which BeforeSend returned nil was
+	// not delivered.
+	SendFailed func(n int)
+	// BeforeBlock runs in Get, in the calling goroutine, right before it
+	// would block waiting for an item.
+	BeforeBlock func()
+	// Dropped runs in a receiving process when n items that were sent
+	// (and counted by BeforeSend) are lost without reaching a Get caller:
+	// an item larger than a packet whose sender died before streaming all
+	// of it, an item whose body Close interrupted, items Close could not
+	// hand back.
+	Dropped func(n int)
+}
+
+func (h *Hooks) beforeSend(n int) error {
+	if h.BeforeSend == nil {
+		return nil
+	}
+	return h.BeforeSend(n)
+}
+
+func (h *Hooks) sendFailed(n int) {
+	if h.SendFailed != nil && n > 0 {
+		h.SendFailed(n)
+	}
+}
+
+func (h *Hooks) dropped(n int) {
+	if h.Dropped != nil && n > 0 {
+		h.Dropped(n)
+	}
+}
+
+// Queue is a multi-process FIFO queue of items of type T. See the package
+// documentation for the transport and the guarantees.
+//
+// A Queue is safe for use by several goroutines and, through Files and
+// FromFiles, by several processes. Close may be called at any time.
+type Queue[T any] struct {
+	snd, rcv   *os.File // the socketpair: items are sent on snd, received on rcv
+	sndRC      syscall.RawConn
+	rcvRC      syscall.RawConn
+	tok        *tokens // nil when unbounded
+	maxsize    int
+	sync       bool // Put sends in the caller and waits for room
+	hooks      Hooks
+	files      []*os.File
+	atexit     atexit.Handle
+	maxItem    int64
+	ssem, rsem chan struct{} // one sender waiting for room, one receiver
+
+	send sender[T]
+	recv receiver[T]
+
+	life      sync.RWMutex // calls hold it for reading; Close waits for them
+	closed    atomic.Bool
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// MaxItemSize is the largest encoded item a queue carries: 1 GiB, the
+// default maximum of conn.
+const MaxItemSize = 1 << 30
+
+// New creates a queue. maxsize <= 0 makes it unbounded; otherwise Put
+// blocks while maxsize items are in the queue, and New fails with
+// ErrMaxsize when the token pipe cannot hold maxsize tokens.
+func New[T any](maxsize int, h Hooks) (*Queue[T], error) {
+	return newQueue[T](maxsize, false, h)
+}
+
+// NewSync creates an unbounded queue whose Put is synchronous in every
+// process that opens it: when Put returns, the item is in the kernel, and
+// Put waits while the socket is full. Nothing is ever buffered in the
+// process, so Flush has nothing to do. This is SimpleQueue.
+func NewSync[T any](h Hooks) (*Queue[T], error) {
+	return newQueue[T](0, true, h)
+}
+
+func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
+	if maxsize < 0 {
+		maxsize = 0
+	}
+	snd, rcv, err := fd.Socketpair(unix.SOCK_SEQPACKET, "mproc:queue")
+	if err != nil {
+		return nil, fmt.Errorf("mq: %w", err)
+	}
+	files := []*os.File{snd, rcv}
+	var tok *tokens
+	if maxsize > 0 {
+		tok, err = newTokens(maxsize)
+		if err != nil {
+			snd.Close()
+			rcv.Close()
+			return nil, err
+		}
+		files = append(files, tok.r, tok.w)
+	}
+	if err := writeMeta(rcv, meta{maxsize: maxsize, sync: sync}); err != nil {
+		closeAll(files)
+		return nil, err
+	}
+	q, err := open[T](files, meta{maxsize: maxsize, sync: sync}, tok, h)
+	if err != nil {
+		closeAll(files)
+		return nil, err
+	}
+	return q, nil
+}
+
+// FromFiles opens, in a child process, the queue whose Files a parent
+// shared, in the same order. It takes ownership of files: they are closed
+// on error and by Close.
+func FromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
+	q, err := fromFiles[T](files, h)
+	if err != nil {
+		closeAll(files)
+		return nil, err
+	}
+	return q, nil
+}
+
+func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
+	if len(files) != 2 && len(files) != 4 {
+		return nil, fmt.Errorf("mq: a queue has 2 or 4 descriptors, got %d", len(files))
+	}
+	for i, f := range files {
+		in, err := fd.FileStat(f)
+		if err != nil {
+			return nil, fmt.Errorf("mq: descriptor %d: %w", i, err)
+		}
+		if i < 2 && (!in.Socket || in.SockType != unix.SOCK_SEQPACKET) {
+			return nil, fmt.Errorf("mq: descriptor %d is not a SOCK_SEQPACKET socket", i)
+		}
+		if i >= 2 && in.Socket {
+			return nil, fmt.Errorf("mq: descriptor %d is not a pipe", i)
+		}
+	}
+	m, err := readMeta(files[0])
+	if err != nil {
+		return nil, err
+	}
+	if (m.maxsize > 0) != (len(files) == 4) {
+		return nil, fmt.Errorf("mq: queue with maxsize %d shared with %d descriptors", m.maxsize, len(files))
+	}
+	var tok *tokens
+	if m.maxsize > 0 {
+		tok = &tokens{r: files[2], w: files[3], maxsize: m.maxsize}
+	}
+	return open[T](files, m, tok, h)
+}
+
+func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], error) {
+	q := &Queue[T]{
+		snd: files[0], rcv: files[1], tok: tok,
+		maxsize: m.maxsize, sync: m.sync, hooks: h,
+		files: files, maxItem: MaxItemSize,
+		ssem: make(chan struct{}, 1), rsem: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	var err error
+	if q.sndRC, err = q.snd.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("mq: %w", err)
+	}
+	if q.rcvRC, err = q.rcv.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("mq: %w", err)
+	}
+	if tok != nil {
+		if err := tok.init(); err != nil {
+			return nil, err
+		}
+	}
+	q.send.init()
+	q.atexit = atexit.Register(q.Flush)
+	return q, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// Files returns the descriptors that make up the queue, in the order
+// FromFiles expects: the two ends of the socketpair, then, for a bounded
+// queue, the two ends of the token pipe. They remain the Queue's: do not
+// close them.
+func (q *Queue[T]) Files() []*os.File { return q.files }
+
+// Maxsize returns the queue's maxsize, 0 when unbounded.
+func (q *Queue[T]) Maxsize() int { return q.maxsize }
+
+// Sync reports whether Put is synchronous (NewSync).
+func (q *Queue[T]) Sync() bool { return q.sync }
+
+// enter starts a call; it returns false once Close has begun.
+func (q *Queue[T]) enter() bool {
+	if q.closed.Load() {
+		return false
+	}
+	q.life.RLock()
+	if q.closed.Load() {
+		q.life.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (q *Queue[T]) exit() { q.life.RUnlock() }
+
+// acquire takes a one-slot semaphore, giving up on ctx or Close.
+func (q *Queue[T]) acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-q.done:
+		return ErrClosed
+	}
+}
+
+// Qsize returns the number of items in the queue.
+//
+// For a bounded queue it is exact when no call is under way in any
+// process: every item put and not yet returned by a Get holds one of the
+// maxsize slots, wherever it is (in the socket, in a producer's buffer, in
+// a consumer's local batch). For an unbounded queue no count is kept,
+// because keeping one costs a system call per item in every process: Qsize
+// adds the items buffered in this process to an estimate of the items in
+// the socket, made from the bytes waiting there (SIOCINQ) and the size of
+// the first waiting packet. It is exact when the waiting items all encode
+// to the same size, as they usually do.
+//
+// After Close, Qsize returns 0.
+func (q *Queue[T]) Qsize() int {
+	if !q.enter() {
+		return 0
+	}
+	defer q.exit()
+	if q.tok != nil {
+		n, err := q.tok.count()
+		if err != nil {
+			return 0
+		}
+		return max(0, q.maxsize-n)
+	}
+	return q.send.pending() + q.recv.pending() + q.estimateWaiting()
+}
+
+// Empty reports whether the queue holds no item. For a bounded queue it is
+// exact when no call is under way; for an unbounded one it reports that
+// neither this process's buffers nor the socket hold anything (items
+// buffered in other processes are not seen). After Close it returns true.
+func (q *Queue[T]) Empty() bool {
+	if !q.enter() {
+		return true
+	}
+	defer q.exit()
+	if q.tok != nil {
+		n, err := q.tok.count()
+		return err != nil || n >= q.maxsize
+	}
+	if q.send.pending() > 0 || q.recv.pending() > 0 {
+		return false
+	}
+	n, err := q.inQueue()
+	return err != nil || n == 0
+}
+
+// Full reports whether a bounded queue holds maxsize items (exact when no
+// call is under way). It is always false for an unbounded queue and after
+// Close.
+func (q *Queue[T]) Full() bool {
+	if q.tok == nil || !q.enter() {
+		return false
+	}
+	defer q.exit()
+	n, err := q.tok.count()
+	return err == nil && n == 0
+}
+
+func (q *Queue[T]) inQueue() (int, error) {
+	var n int
+	var err error
+	if cerr := q.rcvRC.Control(func(d uintptr) { n, err = fd.InQueue(int(d), true) }); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
+// Close flushes what this process put (waiting as long as that takes:
+// bound it with Flush first), hands back to the queue the items this
+// process received and no Get took, and releases this process's
+// descriptors. It wakes, with ErrClosed, every call of this process
+// blocked on the queue, and joins the goroutines the Queue started. Other
+// processes keep their own descriptors and go on. Close is idempotent and
+// safe to call concurrently; every call returns the result of the first:
+// an error of an earlier buffered send, or of the flush.
+func (q *Queue[T]) Close() error {
+	q.closeOnce.Do(func() {
+		q.closed.Store(true)
+		close(q.done)
+		atexit.Unregister(q.atexit)
+		// Wake the blocked callers: Gets wait on rcv (and perhaps an item's
+		// body), Puts on the token pipe or, when synchronous, on snd.
+		q.rcv.Close()
+		q.recv.interrupt()
+		if q.tok != nil {
+			q.tok.r.Close()
+		}
+		if q.sync {
+			q.snd.SetWriteDeadline(aLongTimeAgo)
+			q.send.interrupt()
+		}
+		// Wait until every call has returned.
+		q.life.Lock()
+		q.life.Unlock()
+		if q.sync {
+			q.snd.SetWriteDeadline(time.Time{})
+		}
+		errs := []error{q.handBack()}
+		errs = append(errs, q.send.stop())
+		q.snd.Close()
+		if q.tok != nil {
+			q.tok.w.Close()
+		}
+		q.closeErr = errors.Join(errs...)
+	})
+	return q.closeErr
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watch makes the end of ctx expire a deadline: it returns a function that
+// disarms the watch and reports whether ctx ended.
+func watch(ctx context.Context, set func(time.Time) error) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return false }
+	}
+	var mu sync.Mutex
+	fired, done := false, false
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			fired = true
+			set(aLongTimeAgo)
+		}
+	})
+	return func() bool {
+		stopAfter()
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		if fired {
+			set(time.Time{})
+		}
+		return fired
+	}
+}

@@ -1,0 +1,626 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/fd"
+)
+
+// The sending side. A Put encodes its item in the caller, then, when
+// nothing of this process waits to be sent, hands it to the kernel at
+// once (one packet). When the socket is full it keeps the frame in the
+// backlog, which one flusher goroutine drains in order; once a backlog
+// exists, later Puts append to it, so that each producer's items stay in
+// order. The flusher sends several frames per packet: how many is decided
+// at send time by the pacer (see pacer).
+
+// chunk is a run of frames of the backlog, or one large item.
+type chunk struct {
+	b        []byte // frames
+	n        int    // frames in b
+	big      []byte // the payload of a large item
+	prep     *bigSend
+	handback bool // items Close gives back: no hooks, they were counted
+}
+
+var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, 0, maxPacket)} }}
+
+func getChunk() *chunk { return chunkPool.Get().(*chunk) }
+
+func putChunk(c *chunk) {
+	if c.big != nil {
+		return
+	}
+	c.b, c.n, c.handback = c.b[:0], 0, false
+	chunkPool.Put(c)
+}
+
+type sender[T any] struct {
+	mu       sync.Mutex
+	cond     sync.Cond // the flusher waits on it for work
+	backlog  []*chunk
+	queued   int  // items in backlog or being sent
+	inFlight bool // the flusher is sending a chunk
+	streams  int  // large items whose body is still being written
+	started  bool // the flusher runs
+	stopping bool
+	idle     chan struct{} // closed when nothing is left to send
+	err      error         // first error of a buffered send, for the next call
+	lost     int           // items that error cost
+	wg       sync.WaitGroup
+
+	batch atomic.Int32 // frames per packet, set by the pacer
+	pace  pacer        // the flusher's
+
+	bodyMu sync.Mutex
+	bodies map[*os.File]bool // large items' bodies a synchronous Put is writing
+}
+
+func (s *sender[T]) init() {
+	s.cond.L = &s.mu
+	s.batch.Store(1)
+	s.bodies = make(map[*os.File]bool)
+}
+
+func (s *sender[T]) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+// takeErr returns, once, the error of an earlier buffered send.
+func (s *sender[T]) takeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		return nil
+	}
+	err := fmt.Errorf("queue: %d item(s) put earlier were not sent: %w", s.lost, s.err)
+	s.err, s.lost = nil, 0
+	return err
+}
+
+// fail records that n buffered items were not sent because of err, and
+// frees their slots.
+func (s *sender[T]) fail(q *Queue[T], n int, err error) {
+	if q.tok != nil {
+		if gerr := q.tok.give(n); gerr != nil {
+			err = errors.Join(err, gerr)
+		}
+	}
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.lost += n
+	s.mu.Unlock()
+}
+
+func (s *sender[T]) checkIdle() {
+	if s.idle != nil && len(s.backlog) == 0 && !s.inFlight && s.streams == 0 {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// Put puts v in the queue. v is encoded in the caller: an item that cannot
+// be encoded fails here. A bounded queue waits while it is full, until ctx
+// ends (ctx.Err(), queue unchanged) or Close (ErrClosed). An unbounded Put
+// never waits: when the socket is full the item is buffered in this
+// process and sent, in order, by a goroutine; Flush and Close wait for it.
+// A synchronous queue (NewSync) sends in the caller and waits while the
+// socket is full.
+//
+// Put returns the error of an earlier buffered send, if there was one, and
+// does not put v then.
+func (q *Queue[T]) Put(ctx context.Context, v T) error {
+	return q.put(ctx, v, true)
+}
+
+// TryPut is Put that never waits: it returns ErrFull instead.
+func (q *Queue[T]) TryPut(v T) error {
+	return q.put(context.Background(), v, false)
+}
+
+func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
+	if !q.enter() {
+		return ErrClosed
+	}
+	defer q.exit()
+	e, err := encode(&v, q.maxItem)
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	if err := q.send.takeErr(); err != nil {
+		return err
+	}
+	if q.sync {
+		return q.putSync(ctx, e, wait)
+	}
+	if q.tok != nil {
+		if err := q.takeSlot(ctx, wait); err != nil {
+			return err
+		}
+	}
+	if err := q.send.put(q, e); err != nil {
+		if q.tok != nil {
+			err = errors.Join(err, q.tok.give(1))
+		}
+		return err
+	}
+	return nil
+}
+
+// takeSlot takes a free slot of a bounded queue.
+func (q *Queue[T]) takeSlot(ctx context.Context, wait bool) error {
+	ok, err := q.tok.tryTake()
+	if err != nil || ok {
+		return err
+	}
+	if !wait {
+		return ErrFull
+	}
+	if err := q.acquire(ctx, q.ssem); err != nil {
+		return err
+	}
+	defer func() { <-q.ssem }()
+	return q.tok.take(ctx)
+}
+
+// put sends e now if nothing of this process waits to be sent, and
+// buffers it otherwise.
+func (s *sender[T]) put(q *Queue[T], e *encBuf) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var prep *bigSend
+	if len(s.backlog) == 0 && !s.inFlight {
+		sent, p, err := q.sendNow(e)
+		if sent || err != nil {
+			return err
+		}
+		prep = p
+	}
+	s.enqueue(q, e, prep)
+	return nil
+}
+
+// sendNow tries to send e without waiting. It returns sent false and no
+// error when the socket is full; for a large item, prep is then the pipe
+// already prepared. The caller holds s.mu.
+func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
+	if err := q.hooks.beforeSend(1); err != nil {
+		return false, nil, err
+	}
+	if !e.big() {
+		var serr error
+		if err := q.sndRC.Control(func(d uintptr) { serr = sendPacket(int(d), e.frame(), -1) }); err != nil {
+			serr = err
+		}
+		if serr == nil {
+			return true, nil, nil
+		}
+		q.hooks.sendFailed(1)
+		if serr == unix.EAGAIN {
+			return false, nil, nil
+		}
+		return false, nil, sendError(serr)
+	}
+	bs, err := prepareBig(e.payload())
+	if err != nil {
+		q.hooks.sendFailed(1)
+		return false, nil, err
+	}
+	var serr error
+	if err := q.sndRC.Control(func(d uintptr) { serr = bs.sendStub(int(d)) }); err != nil {
+		serr = err
+	}
+	if serr == nil {
+		q.send.finishBigLocked(q, bs, e)
+		return true, nil, nil
+	}
+	q.hooks.sendFailed(1)
+	if serr == unix.EAGAIN {
+		return false, bs, nil
+	}
+	bs.close()
+	return false, nil, sendError(serr)
+}
+
+// enqueue appends e to the backlog. The caller holds s.mu.
+func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend) {
+	if e.big() {
+		s.backlog = append(s.backlog, &chunk{big: e.detach(), prep: prep})
+	} else {
+		f := e.frame()
+		var last *chunk
+		if k := len(s.backlog); k > 0 {
+			last = s.backlog[k-1]
+		}
+		if last == nil || last.big != nil || last.handback || len(last.b)+len(f) > maxPacket {
+			last = getChunk()
+			s.backlog = append(s.backlog, last)
+		}
+		last.b = append(last.b, f...)
+		last.n++
+	}
+	s.queued++
+	s.wake(q)
+}
+
+// wake starts the flusher or tells it there is work. The caller holds s.mu.
+func (s *sender[T]) wake(q *Queue[T]) {
+	if !s.started {
+		s.started = true
+		s.wg.Add(1)
+		go s.run(q)
+		return
+	}
+	s.cond.Signal()
+}
+
+// run is the flusher: it sends the backlog in order until Close.
+func (s *sender[T]) run(q *Queue[T]) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		for len(s.backlog) == 0 {
+			s.inFlight = false
+			s.pace.active = false
+			s.checkIdle()
+			if s.stopping {
+				s.mu.Unlock()
+				return
+			}
+			s.cond.Wait()
+		}
+		c := s.backlog[0]
+		s.backlog[0] = nil
+		s.backlog = s.backlog[1:]
+		if len(s.backlog) == 0 {
+			s.backlog = s.backlog[:0:0] // let the array go
+		}
+		s.inFlight = true
+		s.mu.Unlock()
+		s.sendChunk(q, c)
+	}
+}
+
+// sendChunk sends the frames of c in packets of at most s.batch frames, or
+// its large item.
+func (s *sender[T]) sendChunk(q *Queue[T], c *chunk) {
+	if c.big != nil {
+		s.sendBig(q, c)
+		return
+	}
+	for off := 0; off < len(c.b); {
+		k := int(s.batch.Load())
+		end, n := off, 0
+		for n < k && end < len(c.b) {
+			_, end, _ = nextFrame(c.b, end)
+			n++
+		}
+		if !c.handback {
+			if err := q.hooks.beforeSend(n); err != nil {
+				s.fail(q, n, err)
+				s.sent(n, false)
+				off = end
+				continue
+			}
+		}
+		waited, err := q.sendWait(nil, c.b[off:end], -1)
+		if err != nil {
+			if c.handback {
+				q.hooks.dropped(n)
+			} else {
+				q.hooks.sendFailed(n)
+			}
+			s.fail(q, n, err)
+		}
+		s.sent(n, waited)
+		off = end
+	}
+	putChunk(c)
+}
+
+func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
+	bs := c.prep
+	if err := q.hooks.beforeSend(1); err != nil {
+		if bs != nil {
+			bs.close()
+		}
+		s.fail(q, 1, err)
+		s.sent(1, false)
+		return
+	}
+	if bs == nil {
+		var err error
+		if bs, err = prepareBig(c.big); err != nil {
+			q.hooks.sendFailed(1)
+			s.fail(q, 1, err)
+			s.sent(1, false)
+			return
+		}
+	}
+	waited, err := q.sendWait(bs.hdr[:], bs.inline, bs.r)
+	if err != nil {
+		bs.close()
+		q.hooks.sendFailed(1)
+		s.fail(q, 1, err)
+	} else {
+		s.mu.Lock()
+		s.finishBigLocked(q, bs, nil)
+		s.mu.Unlock()
+	}
+	s.sent(1, waited)
+}
+
+// sent accounts for n items that left the flusher's hands.
+func (s *sender[T]) sent(n int, waited bool) {
+	s.pace.sent(n, waited, &s.batch)
+	s.mu.Lock()
+	s.queued -= n
+	s.mu.Unlock()
+}
+
+// finishBigLocked completes a large item whose stub is sent: the rest of
+// its body, if the pipe could not take all of it at once, is written by a
+// goroutine that Flush and Close wait for. e, if not nil, is the Put's
+// buffer, whose payload the goroutine then takes over. The caller holds
+// s.mu.
+func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf) {
+	unix.Close(bs.r)
+	bs.r = -1
+	if len(bs.rest) == 0 {
+		unix.Close(bs.w)
+		return
+	}
+	if e != nil {
+		e.detach() // bs.rest points into the payload
+	}
+	f := os.NewFile(uintptr(bs.w), "mproc:queue-item")
+	rest := bs.rest
+	s.streams++
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// An error means the receiver died or closed mid-item: the item
+		// was its, and is lost with it.
+		f.Write(rest)
+		f.Close()
+		s.mu.Lock()
+		s.streams--
+		s.checkIdle()
+		s.mu.Unlock()
+	}()
+}
+
+// sendWait sends hdr+p as one packet, waiting for room in the poller.
+func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) {
+	var serr error
+	err = q.sndRC.Write(func(d uintptr) bool {
+		serr = sendPacket2(int(d), hdr, p, rights)
+		if serr == unix.EAGAIN {
+			waited = true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return waited, closedErr(err)
+	}
+	if serr != nil {
+		return waited, sendError(serr)
+	}
+	return waited, nil
+}
+
+func sendError(err error) error {
+	if fd.IsPeerClosed(err) {
+		return fmt.Errorf("queue: no process has the queue open any more: %w", err)
+	}
+	return fmt.Errorf("queue: send: %w", err)
+}
+
+// Flush waits until every item this process put is in the kernel, where
+// other processes can get it and where it survives this process's exit.
+// It returns ctx.Err() when ctx ends first (the items stay buffered and
+// are still sent), ErrClosed after Close, and otherwise the error of an
+// earlier buffered send, if any.
+func (q *Queue[T]) Flush(ctx context.Context) error {
+	if !q.enter() {
+		return ErrClosed
+	}
+	defer q.exit()
+	s := &q.send
+	s.mu.Lock()
+	var ch chan struct{}
+	if len(s.backlog) > 0 || s.inFlight || s.streams > 0 {
+		if s.idle == nil {
+			s.idle = make(chan struct{})
+		}
+		ch = s.idle
+	}
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-q.done:
+			return ErrClosed
+		}
+	}
+	return s.takeErr()
+}
+
+// stop lets the flusher send what is left, and joins it and the body
+// writers.
+func (s *sender[T]) stop() error {
+	s.mu.Lock()
+	s.stopping = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	return s.takeErr()
+}
+
+// interrupt closes the bodies synchronous Puts are writing.
+func (s *sender[T]) interrupt() {
+	s.bodyMu.Lock()
+	defer s.bodyMu.Unlock()
+	for f := range s.bodies {
+		f.Close()
+	}
+}
+
+// putSync sends e in the caller (NewSync): when it returns nil, the item
+// is in the kernel.
+func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
+	if err := q.hooks.beforeSend(1); err != nil {
+		return err
+	}
+	var bs *bigSend
+	send := func(d uintptr) error { return sendPacket(int(d), e.frame(), -1) }
+	if e.big() {
+		var err error
+		if bs, err = prepareBig(e.payload()); err != nil {
+			q.hooks.sendFailed(1)
+			return err
+		}
+		defer bs.close()
+		send = func(d uintptr) error { return bs.sendStub(int(d)) }
+	}
+	var serr error
+	if err := q.sndRC.Control(func(d uintptr) { serr = send(d) }); err != nil {
+		serr = closedErr(err)
+	}
+	if serr == unix.EAGAIN {
+		if !wait {
+			serr = ErrFull
+		} else {
+			serr = q.waitSend(ctx, send)
+		}
+	} else if serr != nil {
+		serr = sendError(serr)
+	}
+	if serr != nil {
+		q.hooks.sendFailed(1)
+		return serr
+	}
+	if bs != nil {
+		return q.streamBody(bs)
+	}
+	return nil
+}
+
+// waitSend waits for room and sends, honouring ctx and Close. The caller
+// holds no lock; ssem makes it the only waiter on snd in this process, so
+// it owns snd's write deadline.
+func (q *Queue[T]) waitSend(ctx context.Context, send func(uintptr) error) error {
+	if err := q.acquire(ctx, q.ssem); err != nil {
+		return err
+	}
+	defer func() { <-q.ssem }()
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	stop := watch(ctx, q.snd.SetWriteDeadline)
+	var serr error
+	err := q.sndRC.Write(func(d uintptr) bool {
+		serr = send(d)
+		return serr != unix.EAGAIN
+	})
+	fired := stop()
+	switch {
+	case err == nil && serr == nil:
+		return nil
+	case err == nil:
+		return sendError(serr)
+	case errors.Is(err, os.ErrDeadlineExceeded) && fired:
+		return ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded) && q.closed.Load():
+		return ErrClosed
+	}
+	return closedErr(err)
+}
+
+// streamBody writes the rest of a large item in the caller of a
+// synchronous Put. Close interrupts it; the item is then lost (its
+// receiver drops it).
+func (q *Queue[T]) streamBody(bs *bigSend) error {
+	unix.Close(bs.r)
+	bs.r = -1
+	if len(bs.rest) == 0 {
+		return nil
+	}
+	f := os.NewFile(uintptr(bs.w), "mproc:queue-item")
+	bs.w = -1
+	s := &q.send
+	s.bodyMu.Lock()
+	if q.closed.Load() {
+		s.bodyMu.Unlock()
+		f.Close()
+		return ErrClosed
+	}
+	s.bodies[f] = true
+	s.bodyMu.Unlock()
+	_, err := f.Write(bs.rest)
+	s.bodyMu.Lock()
+	delete(s.bodies, f)
+	s.bodyMu.Unlock()
+	f.Close()
+	switch {
+	case err == nil:
+		return nil
+	case q.closed.Load() || errors.Is(err, os.ErrClosed):
+		return ErrClosed
+	case fd.IsPeerClosed(err):
+		return fmt.Errorf("queue: item lost: the process that took it stopped reading it: %w", err)
+	}
+	return fmt.Errorf("queue: send: %w", err)
+}
+
+// pacer sets how many frames the flusher puts in a packet. Several frames
+// per packet save the consumers a system call each, which matters only
+// when an item takes them little time; but the frames of a packet go to
+// one consumer, which keeps the extras for its next Gets, while other
+// consumers may be idle. So the pacer measures, while the consumers are
+// the bottleneck (the socket was full), the rate at which they drain the
+// queue, and sizes packets to about strandBudget of their work: many
+// frames for fast consumers, one for slow ones.
+type pacer struct {
+	active bool
+	start  time.Time
+	items  int
+}
+
+const (
+	strandBudget = 100 * time.Microsecond
+	paceWindow   = 2 * time.Millisecond
+)
+
+func (p *pacer) sent(n int, waited bool, batch *atomic.Int32) {
+	if !p.active {
+		if waited {
+			p.active, p.start, p.items = true, time.Now(), 0
+		}
+		return
+	}
+	p.items += n
+	el := time.Since(p.start)
+	if el < paceWindow {
+		return
+	}
+	k := int(float64(p.items) / el.Seconds() * strandBudget.Seconds())
+	batch.Store(int32(max(1, min(k, maxFrames))))
+	p.active = false
+}

@@ -1,0 +1,255 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/fd"
+)
+
+// tokens is the token pipe of a bounded queue: it holds one byte per free
+// slot. Put takes a byte before its item can be sent; a Get gives one back
+// when it hands an item to its caller. Every item in the queue thus holds
+// one slot wherever it is, so maxsize minus the bytes in the pipe is the
+// exact count of items when no call is under way.
+type tokens struct {
+	r, w     *os.File
+	rrc, wrc syscall.RawConn
+	maxsize  int
+}
+
+// maxGive is the most bytes one write gives back (the tokens of one
+// dropped packet). Keeping writes this small is what lets maxPipeTokens
+// promise that a give never finds the pipe full.
+const maxGive = maxFrames
+
+// maxPipeTokens returns how many tokens a pipe of size bytes can hold with
+// the guarantee that giving back up to maxGive tokens never fails while
+// the pipe holds at most maxsize-maxGive of them.
+//
+// A pipe is a ring of size/4096 pages; a write that does not fit in the
+// last page's free room starts a new page. A small write can therefore
+// fail (EAGAIN) only when every page is in use and the last one is too
+// full: then each page but the first (which the readers may have nearly
+// emptied) holds more than 4096-maxGive bytes. Below that many tokens, a
+// page is always free.
+func maxPipeTokens(size int) int {
+	pages := size / 4096
+	if pages < 2 {
+		return 0
+	}
+	return (pages - 1) * (4096 - maxGive + 1)
+}
+
+func newTokens(maxsize int) (*tokens, error) {
+	r, w, err := fd.Pipe("mproc:queue-slots")
+	if err != nil {
+		return nil, fmt.Errorf("mq: %w", err)
+	}
+	t := &tokens{r: r, w: w, maxsize: maxsize}
+	if err := t.size(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	if err := t.init(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	if err := t.fill(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *tokens) init() error {
+	var err error
+	if t.rrc, err = t.r.SyscallConn(); err != nil {
+		return fmt.Errorf("mq: %w", err)
+	}
+	if t.wrc, err = t.w.SyscallConn(); err != nil {
+		return fmt.Errorf("mq: %w", err)
+	}
+	return nil
+}
+
+// size grows the pipe until it can hold maxsize tokens, or reports why it
+// cannot.
+func (t *tokens) size() error {
+	rc, err := t.w.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("mq: %w", err)
+	}
+	var cur int
+	var cerr error
+	rc.Control(func(d uintptr) { cur, cerr = unix.FcntlInt(d, unix.F_GETPIPE_SZ, 0) })
+	if cerr != nil {
+		return fmt.Errorf("mq: %w", os.NewSyscallError("fcntl F_GETPIPE_SZ", cerr))
+	}
+	if maxPipeTokens(cur) >= t.maxsize {
+		return nil
+	}
+	limit := pipeMaxSize()
+	want := cur
+	for maxPipeTokens(want) < t.maxsize && want < limit {
+		want *= 2
+	}
+	if maxPipeTokens(want) < t.maxsize {
+		return fmt.Errorf("%w: maxsize %d is more than the %d slots a token pipe of %d bytes holds (fs.pipe-max-size); use a smaller maxsize or an unbounded queue",
+			ErrMaxsize, t.maxsize, maxPipeTokens(limit), limit)
+	}
+	var got int
+	rc.Control(func(d uintptr) { got, cerr = unix.FcntlInt(d, unix.F_SETPIPE_SZ, want) })
+	if cerr != nil {
+		return fmt.Errorf("%w: maxsize %d needs a token pipe of %d bytes and this process may not have one (%v: the user's pipe buffers are over fs.pipe-user-pages-soft?)",
+			ErrMaxsize, t.maxsize, want, os.NewSyscallError("fcntl F_SETPIPE_SZ", cerr))
+	}
+	if maxPipeTokens(got) < t.maxsize {
+		return fmt.Errorf("%w: maxsize %d: the token pipe got %d bytes, %d slots", ErrMaxsize, t.maxsize, got, maxPipeTokens(got))
+	}
+	return nil
+}
+
+// pipeMaxSize reads fs.pipe-max-size (1 MiB unless changed).
+func pipeMaxSize() int {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		return 1 << 20
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 4096 {
+		return 1 << 20
+	}
+	return n
+}
+
+// fill puts maxsize tokens in the new pipe.
+func (t *tokens) fill() error {
+	buf := make([]byte, min(t.maxsize, 64<<10))
+	for left := t.maxsize; left > 0; {
+		n, err := t.write(buf[:min(left, len(buf))])
+		if err != nil {
+			return fmt.Errorf("mq: fill the token pipe: %w", err)
+		}
+		left -= n
+	}
+	return nil
+}
+
+func (t *tokens) write(p []byte) (int, error) {
+	var n int
+	var werr error
+	if err := t.wrc.Control(func(d uintptr) {
+		for {
+			n, werr = unix.Write(int(d), p)
+			if werr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
+}
+
+var tokenBytes [maxGive]byte
+
+// give returns n slots to the queue. It never waits: a full pipe means
+// more tokens than slots, which is reported.
+func (t *tokens) give(n int) error {
+	for n > 0 {
+		k := min(n, maxGive)
+		w, err := t.write(tokenBytes[:k])
+		if err == unix.EAGAIN {
+			return fmt.Errorf("mq: token pipe full while giving back %d slot(s): more tokens than maxsize %d (a process wrote to it?)", n, t.maxsize)
+		}
+		if err != nil {
+			return fmt.Errorf("mq: give back a slot: %w", err)
+		}
+		n -= w
+	}
+	return nil
+}
+
+// tryTake takes one slot without waiting; it reports false when none is
+// free.
+func (t *tokens) tryTake() (bool, error) {
+	var got bool
+	var rerr error
+	if err := t.rrc.Control(func(d uintptr) { got, rerr = takeOne(int(d)) }); err != nil {
+		return false, closedErr(err)
+	}
+	return got, rerr
+}
+
+// take takes one slot, waiting while none is free. The caller holds the
+// queue's tsem, so it alone waits on the pipe in this process and owns its
+// read deadline.
+func (t *tokens) take(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := watch(ctx, t.r.SetReadDeadline)
+	var rerr error
+	err := t.rrc.Read(func(d uintptr) bool {
+		var got bool
+		got, rerr = takeOne(int(d))
+		return got || rerr != nil
+	})
+	if stop() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	if err != nil {
+		return closedErr(err)
+	}
+	return rerr
+}
+
+func takeOne(d int) (bool, error) {
+	var b [1]byte
+	for {
+		n, err := unix.Read(d, b[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("mq: take a slot: %w", err)
+		case n == 0:
+			return false, fmt.Errorf("mq: token pipe closed")
+		}
+		return true, nil
+	}
+}
+
+// count returns the free slots.
+func (t *tokens) count() (int, error) {
+	var n int
+	var ierr error
+	if err := t.wrc.Control(func(d uintptr) { n, ierr = fd.InQueue(int(d), false) }); err != nil {
+		return 0, closedErr(err)
+	}
+	return n, ierr
+}
+
+// closedErr turns the poller's "file closed" into ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
