@@ -44,15 +44,6 @@ func (c *Counter) read(ctx context.Context) (record, error) {
 	if err := ctx.Err(); err != nil {
 		return record{}, err
 	}
-	var stop func() bool
-	var fired chan struct{}
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			c.br.SetReadDeadline(aLongTimeAgo)
-			close(fired)
-		})
-	}
 	var b [recordLen]byte
 	// Usually the baton is free: try once without the poller. The
 	// descriptor stays open while we hold sem (Close takes sem first).
@@ -62,6 +53,15 @@ func (c *Counter) read(ctx context.Context) (record, error) {
 	}
 	if err != unix.EAGAIN && err != unix.EINTR {
 		return record{}, fmt.Errorf("counter: take the baton: %w", os.NewSyscallError("read", err))
+	}
+	var stop func() bool
+	var fired chan struct{}
+	if ctx.Done() != nil {
+		fired = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			c.br.SetReadDeadline(aLongTimeAgo)
+			close(fired)
+		})
 	}
 	n, err = c.br.Read(b[:])
 	if stop != nil && !stop() {

@@ -474,3 +474,26 @@ func BenchmarkAddParallel(b *testing.B) {
 		}
 	})
 }
+
+// A call that took a free baton with a ctx that ends later leaves no
+// deadline behind for the next call that has to wait (a regression).
+func TestEndedContextLeavesNoDeadline(t *testing.T) {
+	testproc.CheckFDs(t)
+	c := newTestCounter(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, c.Add(ctx, 1))
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+
+	c2, err := FromFiles(dupAll(t, c.Files()))
+	require.NoError(t, err)
+	defer c2.Close()
+	rec, err := c2.take(context.Background())
+	require.NoError(t, err)
+	added := make(chan error, 1)
+	go func() { added <- c.Add(context.Background(), 1) }()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, c2.put(rec))
+	require.NoError(t, <-added, "Add waiting for the baton")
+	require.Equal(t, int64(2), value(t, c))
+}
