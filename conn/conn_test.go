@@ -320,7 +320,7 @@ func TestLongHeaderRead(t *testing.T) {
 		stream = append(stream, longFrame(nil)...)
 		stream = append(stream, longFrame(pattern(100<<10, 4))...)
 		stream = append(stream, frame([]byte("end"))...)
-		done := goSend(func() error { _, err := w.Write(stream); return err })
+		done := goSend(func() error { _, err := w.Write(stream); w.Close(); return err })
 		for _, want := range [][]byte{[]byte("hello"), []byte("short"), {}, pattern(100<<10, 4), []byte("end")} {
 			got, err := rx.RecvBytes()
 			require.NoError(t, err, "RecvBytes")
@@ -340,9 +340,13 @@ func TestProtocolError(t *testing.T) {
 				require.NoError(t, err)
 				_, err = rx.RecvBytes()
 				require.ErrorIs(t, err, conn.ErrProtocol, "negative length %d", int32(length))
+				// w stays open, for Poll below; a ctx keeps a reader that
+				// reads on past the error from hanging.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
 				var s string
-				assert.ErrorIs(t, rx.Recv(&s), conn.ErrProtocol, "the protocol error is sticky")
-				_, err = rx.RecvBytes()
+				assert.ErrorIs(t, rx.RecvContext(ctx, &s), conn.ErrProtocol, "the protocol error is sticky")
+				_, err = rx.RecvBytesContext(ctx)
 				assert.ErrorIs(t, err, conn.ErrProtocol, "still sticky")
 				ok, err := rx.Poll(0)
 				assert.NoError(t, err, "Poll on a broken Conn")
@@ -362,6 +366,7 @@ func TestMessageTooLarge(t *testing.T) {
 			stream = append(stream, frame([]byte("after"))...)
 			_, err := w.Write(stream)
 			require.NoError(t, err)
+			w.Close() // a reader that reads on past the error fails instead of hanging
 			got, err := rx.RecvBytes()
 			require.NoError(t, err, "a payload of exactly the maximum")
 			assert.Len(t, got, 100)
@@ -377,6 +382,7 @@ func TestMessageTooLarge(t *testing.T) {
 			h = binary.BigEndian.AppendUint64(h, 1<<63+5) // over MaxInt64
 			_, err := w.Write(h)
 			require.NoError(t, err)
+			w.Close() // a reader that reads on past the error fails instead of hanging
 			_, err = rx.RecvBytes()
 			require.ErrorIs(t, err, conn.ErrMessageTooLarge)
 		})
@@ -385,6 +391,7 @@ func TestMessageTooLarge(t *testing.T) {
 		eachRaw(t, func(t *testing.T, rx *conn.Conn, w *os.File) {
 			_, err := w.Write(conn.AppendHeader(nil, conn.DefaultMaxMessageSize+1))
 			require.NoError(t, err)
+			w.Close() // a reader that reads on past the error fails instead of hanging
 			_, err = rx.RecvBytes()
 			require.ErrorIs(t, err, conn.ErrMessageTooLarge)
 		})
