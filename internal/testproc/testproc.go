@@ -108,7 +108,9 @@ func Command(t testing.TB, name string, args ...string) *exec.Cmd {
 		t.Fatalf("testproc: no helper %q", name)
 	}
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), envHelper+"="+name)
+	// A child built with -race sleeps a second at exit unless told not to.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), envHelper+"="+name, "GORACE="+gorace)
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 	t.Cleanup(func() { Reap(cmd) })
