@@ -1,0 +1,330 @@
+package joinable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/counter"
+	"github.com/mproc-go/mproc/internal/mq"
+	"github.com/mproc-go/mproc/internal/share"
+)
+
+// Errors. Test with errors.Is.
+var (
+	// ErrTooManyTaskDone is returned by TaskDone when no task is
+	// unfinished; the count is left unchanged.
+	ErrTooManyTaskDone = errors.New("joinable: TaskDone called more times than items were put")
+
+	// The errors of package queue, the same values, so that errors.Is
+	// works across both.
+
+	// ErrClosed is returned by every call after Close, and by a call that
+	// Close interrupted.
+	ErrClosed = mq.ErrClosed
+	// ErrFull is returned by TryPut when the queue holds maxsize items.
+	ErrFull = mq.ErrFull
+	// ErrEmpty is returned by TryGet when no item is waiting.
+	ErrEmpty = mq.ErrEmpty
+	// ErrTooLarge is returned by Put for an item that encodes to more
+	// than MaxItemSize bytes.
+	ErrTooLarge = mq.ErrTooLarge
+	// ErrMaxsize is returned by New for a maxsize this system cannot
+	// support.
+	ErrMaxsize = mq.ErrMaxsize
+	// ErrCorrupt is returned by Get for a packet that no queue writes;
+	// the packet is discarded and the queue remains usable.
+	ErrCorrupt = mq.ErrCorrupt
+
+	// The errors of Share and Inherit, shared by every mproc package.
+
+	// ErrNotInherited: this process inherited no object by that name.
+	ErrNotInherited = share.ErrNotInherited
+	// ErrWrongKind: the name was shared as another primitive, or its
+	// descriptors do not make a joinable queue.
+	ErrWrongKind = share.ErrWrongKind
+	// ErrBadFD: a descriptor recorded for the name is not open.
+	ErrBadFD = share.ErrBadFD
+	// ErrBadName: Share was given a name other than ASCII letters, digits,
+	// '_', '-' and '.'.
+	ErrBadName = share.ErrBadName
+)
+
+// MaxItemSize is the largest item a queue carries, encoded: 1 GiB.
+const MaxItemSize = mq.MaxItemSize
+
+// Kind is the kind recorded for a joinable queue in the environment
+// variable that lists inherited descriptors: the four of the task count
+// (baton pipe read and write ends, wake pipe read and write ends), then the
+// queue's, as in package queue.
+const Kind = "joinable"
+
+// closeWait bounds how long Close waits for the shared count. The count's
+// baton is held for a few microseconds at a time; waiting longer means a
+// process died holding it, and then the count is lost anyway.
+const closeWait = 10 * time.Second
+
+// Queue is a queue.Queue whose items are also counted until a TaskDone
+// marks them done, so that Join can wait for all of them; see the package
+// documentation. A Queue is safe for use by several goroutines, and by
+// several processes through Share and Inherit.
+type Queue[T any] struct {
+	q *mq.Queue[T]
+	c *counter.Counter
+	tally
+
+	// hookCtx bounds the shared-count updates of calls that have no ctx of
+	// their own (the engine's hooks, the tally flusher, Close). Close
+	// cancels it after closeWait.
+	hookCtx    context.Context
+	hookCancel context.CancelFunc
+	// callCtx is cancelled when Close starts: it interrupts Join and
+	// TaskDone of this process.
+	callCtx    context.Context
+	callCancel context.CancelFunc
+
+	exit      atexit.Handle
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a joinable queue holding at most maxsize items (maxsize <= 0:
+// unbounded), like queue.New. It refuses a maxsize that the pipes cannot
+// hold.
+func New[T any](maxsize int) (*Queue[T], error) {
+	c, err := counter.New()
+	if err != nil {
+		return nil, fmt.Errorf("joinable: %w", err)
+	}
+	jq := newQueue[T](c)
+	q, err := mq.New[T](maxsize, jq.hooks())
+	if err != nil {
+		jq.abandon()
+		return nil, fmt.Errorf("joinable: %w", err)
+	}
+	jq.start(q)
+	return jq, nil
+}
+
+func newQueue[T any](c *counter.Counter) *Queue[T] {
+	jq := &Queue[T]{c: c}
+	jq.hookCtx, jq.hookCancel = context.WithCancel(context.Background())
+	jq.callCtx, jq.callCancel = context.WithCancel(context.Background())
+	jq.tally.init()
+	return jq
+}
+
+// start takes q and starts the flusher goroutine.
+func (jq *Queue[T]) start(q *mq.Queue[T]) {
+	jq.q = q
+	go jq.flusher(jq.c, jq.hookCtx)
+	jq.exit = atexit.Register(func(ctx context.Context) error {
+		// A process about to exit: hand on what it put and what it marked
+		// done, as Close would.
+		err := jq.q.Flush(ctx)
+		return errors.Join(err, jq.flushTally(jq.c, ctx), jq.tally.takeErr())
+	})
+}
+
+// abandon releases what newQueue made when the engine could not be built.
+func (jq *Queue[T]) abandon() {
+	jq.hookCancel()
+	jq.callCancel()
+	jq.c.Close()
+}
+
+func (jq *Queue[T]) hooks() mq.Hooks {
+	return mq.Hooks{
+		BeforeSend: func(n int) error {
+			// The items are counted before any process can receive them.
+			return jq.countErr(jq.c.Add(jq.hookCtx, int64(n)))
+		},
+		SendFailed: func(n int) {
+			// Items counted and not delivered: uncount them.
+			jq.c.DoneUpTo(jq.hookCtx, int64(n))
+		},
+		// Items counted and lost on the way (their sender died while
+		// streaming one, Close interrupted it): nobody can get them, so
+		// nobody will mark them done.
+		Dropped: func(n int) {
+			jq.c.DoneUpTo(jq.hookCtx, int64(n))
+		},
+		BeforeBlock: jq.tally.kickNow,
+	}
+}
+
+// Put adds v to the queue, blocking while a bounded queue is full; see
+// queue.Queue.Put. The item counts as unfinished from the moment any
+// process can get it (before Put returns, or, when Put has left it in this
+// process's buffer, before it leaves the buffer: see the package
+// documentation). Safe for concurrent use.
+func (jq *Queue[T]) Put(ctx context.Context, v T) error { return jq.q.Put(ctx, v) }
+
+// TryPut adds v if that needs no waiting, or returns ErrFull. Safe for
+// concurrent use.
+func (jq *Queue[T]) TryPut(v T) error { return jq.q.TryPut(v) }
+
+// Get removes and returns the next item, waiting until there is one, ctx
+// ends (ctx.Err()) or Close (ErrClosed). The item stays unfinished until
+// some process calls TaskDone. Safe for concurrent use.
+func (jq *Queue[T]) Get(ctx context.Context) (T, error) {
+	v, err := jq.q.Get(ctx)
+	if err == nil {
+		jq.gotten.Add(1)
+	}
+	return v, err
+}
+
+// TryGet removes and returns the next item if there is one, or returns
+// ErrEmpty. Safe for concurrent use.
+func (jq *Queue[T]) TryGet() (T, error) {
+	v, err := jq.q.TryGet()
+	if err == nil {
+		jq.gotten.Add(1)
+	}
+	return v, err
+}
+
+// Qsize returns the number of items in the queue; see queue.Queue.Qsize.
+func (jq *Queue[T]) Qsize() int { return jq.q.Qsize() }
+
+// Empty reports whether the queue holds no item; see queue.Queue.Empty.
+func (jq *Queue[T]) Empty() bool { return jq.q.Empty() }
+
+// Full reports whether a bounded queue holds maxsize items.
+func (jq *Queue[T]) Full() bool { return jq.q.Full() }
+
+// Maxsize returns the maxsize the queue was made with (0: unbounded).
+func (jq *Queue[T]) Maxsize() int { return jq.q.Maxsize() }
+
+// Flush waits until every item this process put has left its buffer for
+// the queue, where every process can get it and where it is counted as
+// unfinished. Safe for concurrent use.
+func (jq *Queue[T]) Flush(ctx context.Context) error { return jq.q.Flush(ctx) }
+
+// TaskDone marks one task done: an item got by some process has been
+// processed. It returns ErrTooManyTaskDone, and changes nothing, when no
+// task is unfinished, and ErrClosed after Close.
+//
+// For an item this process got itself, TaskDone only lowers a count of
+// this process, which reaches the shared count within about a millisecond
+// (sooner when this process waits in Get), at no syscall cost. Otherwise it
+// updates the shared count at once. Safe for concurrent use.
+func (jq *Queue[T]) TaskDone() error {
+	if jq.closed.Load() {
+		return ErrClosed
+	}
+	if jq.tally.doneLocal() {
+		return nil
+	}
+	// No item of ours is pending: the checked, shared path. Flush our own
+	// tally first, so that an extra TaskDone of this process is refused
+	// here and not later in a flush.
+	if err := jq.flushTally(jq.c, jq.callCtx); err != nil {
+		return jq.callErr(err)
+	}
+	return jq.callErr(jq.c.Done(jq.callCtx, 1))
+}
+
+// Join waits until every item put so far has had its TaskDone: items this
+// process put (it flushes them first), and items other processes put that
+// have left their buffers (see the package documentation). It returns
+// within about a millisecond of the last TaskDone, ctx.Err() when ctx ends,
+// and ErrClosed on Close. Safe for concurrent use.
+func (jq *Queue[T]) Join(ctx context.Context) error {
+	if jq.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(jq.callCtx, cancel)
+	defer stop()
+	if err := jq.q.Flush(ctx); err != nil {
+		return jq.joinErr(ctx, err)
+	}
+	if err := jq.flushTally(jq.c, ctx); err != nil {
+		return jq.joinErr(ctx, err)
+	}
+	if err := jq.c.Join(ctx); err != nil {
+		return jq.joinErr(ctx, err)
+	}
+	return jq.tally.takeErr()
+}
+
+func (jq *Queue[T]) joinErr(ctx context.Context, err error) error {
+	if jq.closed.Load() && (errors.Is(err, context.Canceled) || errors.Is(err, counter.ErrClosed)) {
+		return ErrClosed
+	}
+	return jq.countErr(err)
+}
+
+// callErr maps an error of a call interrupted through callCtx.
+func (jq *Queue[T]) callErr(err error) error {
+	if err != nil && jq.closed.Load() && errors.Is(err, context.Canceled) {
+		return ErrClosed
+	}
+	return jq.countErr(err)
+}
+
+// countErr maps the counter's errors to this package's.
+func (jq *Queue[T]) countErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, counter.ErrTooManyTaskDone):
+		return ErrTooManyTaskDone
+	case errors.Is(err, counter.ErrClosed):
+		return ErrClosed
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("joinable: task count: %w", err)
+}
+
+// Close flushes what this process put (waiting as long as that takes:
+// bound it with Flush first), hands back to the queue the items this
+// process received and no Get took, takes this process's pending
+// TaskDones to the shared count, and releases this process's descriptors;
+// later calls return ErrClosed. It wakes every blocked call of this process
+// (Get, Put, Join, TaskDone) and ends the goroutines the queue started.
+// Other processes go on using the queue.
+//
+// Close waits at most 10 s for the shared count, which is busy for
+// microseconds at a time unless a process was killed while updating it
+// (and then the count is lost anyway). It returns ErrTooManyTaskDone when
+// this process's batched TaskDones found no unfinished task (see the
+// package documentation). Close is idempotent and safe to call
+// concurrently; every call returns the result of the first.
+func (jq *Queue[T]) Close() error {
+	jq.closeOnce.Do(func() {
+		atexit.Unregister(jq.exit)
+		jq.closed.Store(true)
+		jq.callCancel()
+		giveUp := time.AfterFunc(closeWait, jq.hookCancel)
+		defer giveUp.Stop()
+		var errs []error
+		errs = append(errs, jq.q.Close())
+		jq.tally.stop()
+		if err := jq.flushTally(jq.c, jq.hookCtx); err != nil {
+			errs = append(errs, jq.countErr(err))
+		}
+		errs = append(errs, jq.tally.takeErr())
+		jq.hookCancel()
+		errs = append(errs, jq.c.Close())
+		jq.closeErr = errors.Join(errs...)
+	})
+	return jq.closeErr
+}
+
+// files returns the descriptors that make up the queue, in the order
+// Inherit expects: the task count's, then the queue engine's. They stay
+// owned by jq.
+func (jq *Queue[T]) files() []*os.File {
+	return append(jq.c.Files(), jq.q.Files()...)
+}
