@@ -71,6 +71,14 @@ type Lock struct {
 	closeOnce  sync.Once
 	closeErr   error
 	closeWOnce sync.Once
+
+	// The system calls of TryLock and give, built once so that locking
+	// and unlocking do not allocate. tryN and tryBuf belong to the
+	// goroutine with the slot; giveN and giveErr are guarded by mu.
+	tryFn, giveFn func(fd uintptr) bool
+	tryN, giveN   int
+	tryBuf        [takeMax]byte
+	giveErr       error
 }
 
 type state int
@@ -112,11 +120,20 @@ func newLock(r, w *os.File) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	return &Lock{
+	l := &Lock{
 		r: r, w: w, rrc: rrc, wrc: wrc,
 		slot: make(chan struct{}, 1),
 		done: make(chan struct{}),
-	}, nil
+	}
+	l.tryFn = func(d uintptr) bool {
+		l.tryN, _ = unix.Read(int(d), l.tryBuf[:])
+		return true // never wait
+	}
+	l.giveFn = func(d uintptr) bool {
+		l.giveN, l.giveErr = unix.Write(int(d), token[:])
+		return true // never wait: a full pipe is an error
+	}
+	return l, nil
 }
 
 // Lock locks l, waiting as long as it takes. It cannot report an error, so
@@ -141,11 +158,15 @@ func (l *Lock) LockContext(ctx context.Context) error {
 		return err
 	}
 	select {
-	case l.slot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.done:
-		return ErrClosed
+	case l.slot <- struct{}{}: // no other goroutine of this process is in
+	default:
+		select {
+		case l.slot <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+			return ErrClosed
+		}
 	}
 	if err := l.begin(); err != nil {
 		return err
@@ -168,14 +189,9 @@ func (l *Lock) TryLock() bool {
 	if l.begin() != nil {
 		return false
 	}
-	var b [takeMax]byte
-	var n int
-	err := l.rrc.Read(func(d uintptr) bool {
-		n, _ = unix.Read(int(d), b[:])
-		return true // never wait
-	})
-	if err != nil || n < 0 {
-		n = 0
+	n := 0
+	if err := l.rrc.Read(l.tryFn); err == nil && l.tryN > 0 {
+		n = l.tryN
 	}
 	l.end(n)
 	return n > 0
@@ -311,12 +327,8 @@ func (l *Lock) take(ctx context.Context) (int, error) {
 
 // give writes the token back. The caller holds mu and the token.
 func (l *Lock) give() error {
-	var n int
-	var werr error
-	err := l.wrc.Write(func(d uintptr) bool {
-		n, werr = unix.Write(int(d), token[:])
-		return true // never wait: a full pipe is an error
-	})
+	err := l.wrc.Write(l.giveFn)
+	n, werr := l.giveN, l.giveErr
 	switch {
 	case err != nil:
 		return fmt.Errorf("lock: give the token back: %w", err)
