@@ -417,3 +417,6 @@ func watch(ctx context.Context, set func(time.Time) error) (stop func() bool) {
 		return fired
 	}
 }
+
+// Closed reports whether Close has been called.
+func (q *Queue[T]) Closed() bool { return q.closed.Load() }

@@ -26,8 +26,6 @@ type item struct {
 
 const kind = "mq-test"
 
-
-
 // inherit opens, in a helper, the queue shared under name.
 func inherit[T any](name string, h Hooks) *Queue[T] {
 	obj, err := share.Inherit(name, kind, func(files []*os.File) (any, error) { return FromFiles[T](files, h) })

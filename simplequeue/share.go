@@ -1,0 +1,71 @@
+package simplequeue
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/mproc-go/mproc/internal/mq"
+	"github.com/mproc-go/mproc/internal/share"
+)
+
+// Kind is the kind recorded for a Queue in the environment variable that
+// lists inherited descriptors: the two ends of the socketpair.
+const Kind = "simplequeue"
+
+// Errors of Share and Inherit, shared by every mproc package. Test with
+// errors.Is.
+var (
+	// ErrNotInherited: this process inherited no object by that name.
+	ErrNotInherited = share.ErrNotInherited
+	// ErrWrongKind: the name was shared as another primitive, or its
+	// descriptors do not make a queue.
+	ErrWrongKind = share.ErrWrongKind
+	// ErrBadFD: a descriptor recorded for the name is not open.
+	ErrBadFD = share.ErrBadFD
+	// ErrBadName: Share was given a name other than ASCII letters,
+	// digits, '_', '-' and '.'.
+	ErrBadName = share.ErrBadName
+)
+
+// Share arranges for the child that cmd will start to inherit q under
+// name: it appends q's descriptors to cmd.ExtraFiles and records them in
+// cmd.Env (starting from os.Environ() when cmd.Env is nil; several Shares
+// on one cmd all survive). The child calls Inherit(name). The parent keeps
+// using q: the child is one more process on the same queue.
+//
+// Share may be called by several goroutines, for any number of commands.
+// It fails with ErrClosed once q is closed.
+func (q *Queue[T]) Share(cmd *exec.Cmd, name string) error {
+	if q.q.Closed() {
+		return ErrClosed
+	}
+	return share.Add(cmd, name, Kind, q.q.Files()...)
+}
+
+// Inherit returns the Queue a parent shared with this process under name.
+// Calling it again with the same name returns the same *Queue; asking for
+// another T is an error. The error wraps ErrNotInherited (listing the names
+// there are), ErrWrongKind or ErrBadFD.
+func Inherit[T any](name string) (*Queue[T], error) {
+	obj, err := share.Inherit(name, Kind, func(files []*os.File) (any, error) {
+		q, err := mq.FromFiles[T](files, mq.Hooks{})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
+		}
+		if !q.Sync() {
+			q.Close()
+			return nil, fmt.Errorf("%w: the descriptors are those of a queue.Queue", ErrWrongKind)
+		}
+		return &Queue[T]{q: q}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	q, ok := obj.(*Queue[T])
+	if !ok {
+		var want *Queue[T]
+		return nil, fmt.Errorf("simplequeue: %q was already inherited as a %T, not a %T", name, obj, want)
+	}
+	return q, nil
+}
