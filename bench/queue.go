@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mproc-go/mproc/joinable"
 	"github.com/mproc-go/mproc/queue"
 	"github.com/mproc-go/mproc/simplequeue"
 )
@@ -38,7 +39,7 @@ import (
 var queuePython []byte
 
 func init() {
-	register(suite{name: "queue", doc: "SimpleQueue and Queue, 1 producer -> 1 and 2 consumers, vs Python's multiprocessing", run: runQueue})
+	register(suite{name: "queue", doc: "SimpleQueue, Queue and JoinableQueue, 1 producer -> 1 and 2 consumers, vs Python's multiprocessing", run: runQueue})
 	registerChild("queue-produce", queueProduce)
 	registerChild("queue-consume", queueConsume)
 }
@@ -69,6 +70,10 @@ var queueCases = []queueCase{
 	{kind: "simplequeue", consumers: 2, python: "simplequeue", target: 1.5},
 	{kind: "queue", consumers: 1, python: "queue", target: 3},
 	{kind: "queue", consumers: 2, python: "queue", target: 3},
+	// TaskDone after each Get, Join in the producer: the time runs to the
+	// end of Join.
+	{kind: "joinable", consumers: 1, python: "joinablequeue", target: 3},
+	{kind: "joinable", consumers: 2, python: "joinablequeue", target: 3},
 	// Bounded in both, or Python's producer, which only appends references
 	// to its feeder's buffer, runs minutes ahead of its consumers.
 	{kind: "queue", size: 1 << 20, maxsize: 8, consumers: 1, python: "queue1MiB", target: 2},
@@ -86,8 +91,9 @@ type queueStats struct {
 type queueOps[T any] struct {
 	put   func(ctx context.Context, v T) error
 	get   func(ctx context.Context) (T, error)
-	got   func() error // after each get (a JoinableQueue's TaskDone)
-	close func() error // the producer's, after its sentinels (Join, then Close)
+	got   func() error                    // after each get (a JoinableQueue's TaskDone)
+	close func() error                    // the producer's, after its sentinels (Join, then Close)
+	join  func(ctx context.Context) error // nil, or a JoinableQueue's Join, run by the producer before close
 }
 
 // queueCreate creates a queue of kind in the parent; share hands it to a
@@ -102,6 +108,12 @@ func queueCreate[T any](kind string, maxsize int) (share func(cmd *exec.Cmd) err
 		return func(cmd *exec.Cmd) error { return q.Share(cmd, "q") }, q.Close, nil
 	case "queue":
 		q, err := queue.New[T](maxsize)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(cmd *exec.Cmd) error { return q.Share(cmd, "q") }, q.Close, nil
+	case "joinable":
+		q, err := joinable.New[T](maxsize)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -131,6 +143,12 @@ func queueOpen[T any](kind string) (queueOps[T], error) {
 			return queueOps[T]{}, err
 		}
 		return queueOps[T]{put: q.Put, get: q.Get, got: nop, close: q.Close}, nil
+	case "joinable":
+		q, err := joinable.Inherit[T]("q")
+		if err != nil {
+			return queueOps[T]{}, err
+		}
+		return queueOps[T]{put: q.Put, get: q.Get, got: q.TaskDone, close: q.Close, join: q.Join}, nil
 	}
 	return queueOps[T]{}, fmt.Errorf("no queue kind %q", kind)
 }
@@ -220,8 +238,13 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 		}
 		kids = append(kids, k)
 	}
+	prodOut := new(bytes.Buffer) // a JoinableQueue's producer reports when Join returned
 	prod, err := startChild("queue-produce",
-		[]string{c.kind, strconv.Itoa(c.size), cfg.duration.String(), strconv.Itoa(c.consumers)}, setup)
+		[]string{c.kind, strconv.Itoa(c.size), cfg.duration.String(), strconv.Itoa(c.consumers)},
+		func(cmd *exec.Cmd) error {
+			cmd.Stdout = prodOut
+			return setup(cmd)
+		})
 	if err != nil {
 		return 0, err
 	}
@@ -245,6 +268,15 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 		}
 		n += s.N
 		first, last = min(first, s.First), max(last, s.Last)
+	}
+	if prodOut.Len() > 0 {
+		var j struct {
+			Joined int64 `json:"joined"`
+		}
+		if err := json.Unmarshal(prodOut.Bytes(), &j); err != nil {
+			return 0, fmt.Errorf("producer output %q: %w", prodOut.String(), err)
+		}
+		last = max(last, j.Joined)
 	}
 	if n == 0 || last <= first {
 		return math.NaN(), nil
@@ -317,6 +349,15 @@ func produce[T any](kind string, d time.Duration, consumers int, next func(int) 
 	}
 	for range consumers {
 		if err := q.put(ctx, sentinel); err != nil {
+			return err
+		}
+	}
+	if q.join != nil {
+		if err := q.join(ctx); err != nil {
+			return err
+		}
+		joined := time.Now().UnixNano()
+		if err := json.NewEncoder(os.Stdout).Encode(map[string]int64{"joined": joined}); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,9 @@ Cases (CASES below; add one by adding a producer/consumer pair):
   simplequeue  SimpleQueue, the small dict
   queue        Queue(), the small dict
   queue1MiB    Queue(8), 1 MiB bytes objects
+  joinablequeue JoinableQueue(), the small dict: consumers call task_done
+               after each get, the producer joins after its Nones, and S
+               runs to the end of its join
 """
 
 import argparse
@@ -25,7 +28,7 @@ import time
 MSG = {"id": 123456, "kind": "sample", "score": 3.25, "tags": ["alpha", "beta"], "ok": True}
 
 
-def produce(q, duration, size, nconsumers):
+def produce(q, duration, size, nconsumers, results):
     deadline = time.monotonic() + duration
     msg = dict(MSG)
     payload = bytes(i % 256 for i in range(size)) if size else None
@@ -42,6 +45,9 @@ def produce(q, duration, size, nconsumers):
         i += 1
     for _ in range(nconsumers):
         q.put(None)
+    if hasattr(q, "task_done"):  # JoinableQueue: every item had its task_done
+        q.join()
+        results.put(("joined", time.time()))
     if hasattr(q, "join_thread"):  # Queue: wait until the feeder thread has sent all
         q.close()
         q.join_thread()
@@ -50,8 +56,10 @@ def produce(q, duration, size, nconsumers):
 def consume(q, results):
     n = 0
     first = last = 0.0
+    task_done = getattr(q, "task_done", lambda: None)
     while True:
         v = q.get()
+        task_done()
         if v is None:
             break
         last = time.time()
@@ -68,6 +76,7 @@ CASES = {
     "simplequeue": (mp.SimpleQueue, 0),
     "queue": (mp.Queue, 0),
     "queue1MiB": (lambda: mp.Queue(8), 1 << 20),
+    "joinablequeue": (mp.JoinableQueue, 0),
 }
 
 
@@ -78,16 +87,18 @@ def run(case, nconsumers, duration):
     consumers = [mp.Process(target=consume, args=(q, results), daemon=True) for _ in range(nconsumers)]
     for p in consumers:
         p.start()
-    producer = mp.Process(target=produce, args=(q, duration, size, nconsumers), daemon=True)
+    producer = mp.Process(target=produce, args=(q, duration, size, nconsumers, results), daemon=True)
     producer.start()
-    stats = [results.get() for _ in consumers]
+    records = [results.get() for _ in range(nconsumers + hasattr(q, "task_done"))]
+    joined = [r[1] for r in records if r[0] == "joined"]
+    stats = [r for r in records if r[0] != "joined"]
     producer.join()
     for p in consumers:
         p.join()
     items = sum(s[0] for s in stats)
     firsts = [s[1] for s in stats if s[0]]
     lasts = [s[2] for s in stats if s[0]]
-    seconds = max(lasts) - min(firsts) if firsts else 0.0
+    seconds = max(lasts + joined) - min(firsts) if firsts else 0.0
     return {"items": items, "seconds": seconds, "bytes": items * size}
 
 
