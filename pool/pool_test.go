@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,6 +113,17 @@ var (
 	})
 	failingInit = pool.RegisterInit("failing-init", func(ctx context.Context) error {
 		return errors.New("no database here")
+	})
+	panickingInit = pool.RegisterInit("panicking-init", func(ctx context.Context) error {
+		panic("the initializer panicked")
+	})
+	// echo returns its input, or a channel (which msgpack cannot encode)
+	// for the input "chan".
+	echo = pool.Register("echo", func(ctx context.Context, v any) (any, error) {
+		if v == "chan" {
+			return make(chan int), nil
+		}
+		return v, nil
 	})
 )
 
@@ -489,6 +501,14 @@ func TestInitializerFails(t *testing.T) {
 	assert.Contains(t, err.Error(), "no database here")
 	assert.Empty(t, children(t), "a failed New leaves no process")
 
+	_, err = pool.New(context.Background(), square, pool.Config{Workers: 1, Init: panickingInit})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, pool.ErrInit, "a panic is no initializer error")
+	var perr *process.PanicError
+	require.ErrorAs(t, err, &perr, "how the worker ended")
+	assert.Equal(t, "the initializer panicked", perr.Value)
+	assert.Empty(t, children(t), "a failed New leaves no process")
+
 	_, err = pool.New(context.Background(), square, pool.Config{Shares: map[string]process.Sharer{"mproc_pool": nil}})
 	assert.ErrorContains(t, err, "mproc_pool", "the pool's own share name is refused")
 }
@@ -662,4 +682,81 @@ func TestProgress(t *testing.T) {
 	for i := 1; i < len(seen); i++ {
 		assert.Greater(t, seen[i][0], seen[i-1][0], "done grows")
 	}
+}
+
+// Values msgpack cannot encode fail their inputs, on either side.
+func TestUnencodable(t *testing.T) {
+	testproc.CheckFDs(t)
+	p := newPool(t, echo, pool.Config{Workers: 1, ChunkSize: 1})
+	out, err := p.Map(context.Background(), []any{"a", make(chan int), "chan", int8(4)})
+	var merr *pool.MapError
+	require.ErrorAs(t, err, &merr)
+	require.Len(t, merr.Tasks, 2)
+	assert.Equal(t, 1, merr.Tasks[0].Index)
+	assert.ErrorContains(t, merr.Tasks[0], "encode the inputs", "an input that does not encode")
+	assert.Equal(t, 2, merr.Tasks[1].Index)
+	assert.Contains(t, merr.Tasks[1].Msg, "encode the result", "an output that does not encode")
+	assert.Equal(t, []any{"a", nil, nil, int8(4)}, out, "the other inputs went through")
+}
+
+// A call that ends early leaves the progress total: done meets total
+// again.
+func TestProgressEndsEarly(t *testing.T) {
+	testproc.CheckFDs(t)
+	var mu sync.Mutex
+	var last [2]int
+	p := newPool(t, pid, pool.Config{Workers: 2, ChunkSize: 2, Progress: func(done, total int) {
+		mu.Lock()
+		last = [2]int{done, total}
+		mu.Unlock()
+	}})
+	var in []job
+	for i := range 100 {
+		in = append(in, job{Index: i, Sleep: time.Millisecond})
+	}
+	n := 0
+	for _, err := range p.ImapUnordered(context.Background(), in) {
+		require.NoError(t, err)
+		if n++; n == 10 {
+			break
+		}
+	}
+	mu.Lock()
+	got := last
+	mu.Unlock()
+	assert.Equal(t, got[0], got[1], "done == total once the call has ended")
+	assert.Less(t, got[1], 100, "the unfinished inputs left the total")
+	_, err := p.Map(context.Background(), in[:4])
+	require.NoError(t, err)
+	mu.Lock()
+	assert.Equal(t, [2]int{got[0] + 4, got[1] + 4}, last, "later calls count on")
+	mu.Unlock()
+}
+
+func TestRegisterMisuse(t *testing.T) {
+	fn := func(ctx context.Context, x int) (int, error) { return x, nil }
+	assert.PanicsWithValue(t, "pool: Register square twice", func() { pool.Register("square", fn) })
+	assert.Panics(t, func() { pool.Register("bad name", fn) }, "a space")
+	assert.Panics(t, func() { pool.Register("", fn) }, "empty")
+	assert.Panics(t, func() { pool.Register[int, int]("nil-func", nil) })
+	assert.Panics(t, func() { pool.RegisterInit("with-events", func(context.Context) error { return nil }) }, "twice")
+	assert.Panics(t, func() { pool.New[int, int](context.Background(), nil, pool.Config{}) })
+	assert.Equal(t, "square", square.Name())
+	assert.Equal(t, "with-events", withEvents.Name())
+}
+
+func TestDefaultWorkers(t *testing.T) {
+	testproc.CheckFDs(t)
+	p := newPool(t, pid, pool.Config{ChunkSize: 1})
+	in := make([]job, 4*runtime.NumCPU())
+	for i := range in {
+		in[i] = job{Index: i, Sleep: 20 * time.Millisecond}
+	}
+	out, err := p.Map(context.Background(), in)
+	require.NoError(t, err)
+	pids := make(map[int]bool)
+	for _, r := range out {
+		pids[r.Pid] = true
+	}
+	assert.Len(t, pids, runtime.NumCPU(), "one worker per CPU")
 }

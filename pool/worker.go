@@ -15,10 +15,6 @@ import (
 	"github.com/mproc-go/mproc/process"
 )
 
-// reapWait is how long a worker whose connection reported EOF may take to
-// be reaped before it is stopped: EOF means it has exited or is exiting.
-const reapWait = time.Second
-
 // worker is one running worker process.
 type worker struct {
 	cmd    *process.Cmd
@@ -208,12 +204,13 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 }
 
 // reap waits for the worker to exit, stopping it first if stop is set or
-// if it does not exit by itself soon, and returns how it ended.
+// if it has not exited by itself within Grace (a worker that is leaving
+// may be flushing queues), and returns how it ended.
 func (p *Pool[In, Out]) reap(w *worker, stop bool) error {
 	if stop {
 		w.cancel()
 	}
-	t := time.NewTimer(reapWait)
+	t := time.NewTimer(p.cfg.Grace)
 	select {
 	case <-w.cmd.Done():
 	case <-t.C:
