@@ -1,17 +1,9 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,7 +19,7 @@ var jobLine = regexp.MustCompile(`^  \[(.+), pid (\d+)\] job (\d+): (begin|end, 
 // scenarios each job's two lines are printed together (the lock works
 // across processes) and the queue brings back the ten squares.
 func TestProgram(t *testing.T) {
-	out := runProgram(t)
+	out := testproc.RunExample(t, nil)
 	poolHead := "A pool of 3 processes that inherited the lock and the queues when they started (Python's scenarios 1 and 2):\n"
 	perJobHead := "One process per job, at most 3 at a time, each inheriting the lock and the result queue when it starts (Python's scenarios 3 and 4):\n"
 	require.True(t, strings.HasPrefix(out, poolHead), "output:\n%s", out)
@@ -78,50 +70,4 @@ func checkJobs(t *testing.T, section, who string, tail []string) int {
 		assert.Regexp(t, re, lines[20+i])
 	}
 	return len(pids)
-}
-
-// runProgram builds the example (with -race when the test has it) and runs
-// it in a process group of its own, killed after a minute. It fails t if the
-// example fails or leaves a process of that group running, and returns its
-// standard output.
-func runProgram(t *testing.T, args ...string) string {
-	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	require.NoError(t, err, "the go command (go test puts it on PATH)")
-	bin := filepath.Join(t.TempDir(), "example")
-	build := []string{"build", "-o", bin}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				build = append(build, "-race")
-			}
-		}
-	}
-	out, err := exec.Command(goCmd, append(build, ".")...).CombinedOutput()
-	require.NoError(t, err, "go build:\n%s", out)
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second // a leftover child holding stdout must not hang the test
-	cmd.Stderr = os.Stderr
-	out, err = cmd.Output()
-	// The example's children are in its process group: whatever happened,
-	// none of them may outlive the test.
-	pgid := cmd.Process.Pid
-	defer syscall.Kill(-pgid, syscall.SIGKILL)
-	require.NoError(t, err, "the example exits cleanly within a minute; its output:\n%s", out)
-
-	// Once the example has returned, its children must be gone too.
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(-pgid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("the example left processes of its group %d running", pgid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.True(t, errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH), "no process left in the example's group")
-	return string(out)
 }

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +28,7 @@ func counts(t *testing.T, out string) (total, whole, torn int) {
 // With the lock, every line is whole and in order (the program checks the
 // order itself and fails otherwise).
 func TestWithLock(t *testing.T) {
-	out := run(t, build(t))
+	out := testproc.RunExample(t, nil)
 	total, whole, torn := counts(t, out)
 	assert.Equal(t, 200, total, "8 workers x 25 lines:\n%s", out)
 	assert.Equal(t, 200, whole)
@@ -48,47 +41,9 @@ func TestWithLock(t *testing.T) {
 // between them, so the workers' writes interleave all the time (runs show
 // nearly every line torn).
 func TestWithoutLock(t *testing.T) {
-	out := run(t, build(t), "-nolock")
+	out := testproc.RunExample(t, nil, "-nolock")
 	total, _, torn := counts(t, out)
 	assert.Positive(t, torn, "torn lines without the lock:\n%s", out)
 	assert.Positive(t, total)
 	assert.Regexp(t, `(?m)^torn line \d+: "`, out, "shows a torn line")
-}
-
-// build compiles the example (with -race when the test runs with it).
-func build(t *testing.T) string {
-	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	require.NoError(t, err, "the go command (go test puts it on PATH)")
-	bin := filepath.Join(t.TempDir(), "log-lock")
-	args := []string{"build", "-o", bin}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				args = append(args, "-race")
-			}
-		}
-	}
-	out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput()
-	require.NoError(t, err, "go build:\n%s", out)
-	return bin
-}
-
-// run runs the example in a process group of its own, which is killed at
-// the end: no worker outlives the test.
-func run(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	require.NoError(t, err, "the example exits cleanly within a minute; its output:\n%s", out)
-	return string(out)
 }

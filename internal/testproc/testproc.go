@@ -63,6 +63,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 		os.Exit(0)
 	}
 	code := m.Run()
+	removeExample()
 	if code == 0 && !testing.Short() && runAll() {
 		var unused []string
 		for name := range helpers {
