@@ -376,6 +376,27 @@ func TestWorkerDies(t *testing.T) {
 	}
 }
 
+// Quick chunks are sent ahead, so a worker holds two when it dies: both
+// run again, each result once.
+func TestWorkerDiesHoldingTwoChunks(t *testing.T) {
+	testproc.CheckFDs(t)
+	p := newPool(t, crash, pool.Config{Workers: 2, ChunkSize: 10})
+	dir := t.TempDir()
+	var in []crashJob
+	for i := range 20000 {
+		in = append(in, crashJob{Index: i, Die: 15000, How: "kill", Dir: dir})
+	}
+	before := pool.Prefetched()
+	for range 2 {
+		out, err := p.Map(context.Background(), in)
+		require.NoError(t, err)
+		require.Equal(t, ints(20000), out)
+	}
+	_, err := os.Stat(filepath.Join(dir, "marker"))
+	require.NoError(t, err, "a worker did die")
+	assert.Greater(t, pool.Prefetched(), before, "quick chunks were sent ahead")
+}
+
 func TestWorkerKilledFromOutside(t *testing.T) {
 	testproc.CheckFDs(t)
 	p := newPool(t, pid, pool.Config{Workers: 2, ChunkSize: 2})
