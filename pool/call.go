@@ -89,6 +89,9 @@ func (p *Pool[In, Out]) submit(ctx context.Context, inputs []In, dst []Out, onFi
 func (p *Pool[In, Out]) take() (*chunk[In, Out], <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return nil, nil // terminated: the callers have been told
+	}
 	for len(p.queue) > 0 {
 		c := p.queue[0]
 		if c.gone() {
@@ -111,7 +114,7 @@ func (p *Pool[In, Out]) take() (*chunk[In, Out], <-chan struct{}) {
 		}
 		return ch, nil
 	}
-	if p.closed || p.ctx.Err() != nil {
+	if p.closed {
 		return nil, nil
 	}
 	return nil, p.kick

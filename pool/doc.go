@@ -78,14 +78,17 @@
 // # When a worker dies
 //
 // Each worker has its own connection to the pool (a pipe.Duplex: a
-// socketpair), over which the pool sends it one chunk of inputs at a time
-// and it answers with that chunk's outputs. The pool therefore knows, at
-// every moment, exactly which inputs each worker holds. A worker that
+// socketpair), over which the pool sends it chunks of inputs and it
+// answers with each chunk's outputs, in order. A worker holds one chunk,
+// or two when chunks are quick (under a millisecond): the pool then sends
+// the next one before the result of the current one has come back, so
+// that the worker never waits for it. The pool therefore knows, at every
+// moment, exactly which inputs each worker holds. A worker that
 // dies (killed, crashed, exited, a panic in a goroutine of its own) closes
 // its end of the connection as it goes, so the pool sees it at once and
-// gives the chunk to a fresh worker, up to [Config.MaxTries] times; then
-// the chunk's inputs fail with [ErrWorkerLost], whose error says how the
-// last worker ended. An idle worker that dies is noticed at once too
+// gives its chunks to a fresh worker. The chunk it was running is charged
+// a try; after [Config.MaxTries] tries its inputs fail with
+// [ErrWorkerLost], whose error says how the last worker ended. An idle worker that dies is noticed at once too
 // (process.Cmd.Done) and replaced when there is work. Nothing is
 // duplicated: each input yields one result, whatever the retries; but a
 // task of a lost chunk may have run before, in the worker that died, so
@@ -96,9 +99,9 @@
 // tell which task a dead worker had taken: the result never comes, and
 // map waits forever (cpython#96062, and the pool's documentation warns
 // about it). A shared queue would have the same blind spot here. The
-// price of the per-worker channel is that a slow worker cannot be stolen
-// from; chunks, which keep every worker fed with one message per chunk,
-// bound that cost.
+// price of the per-worker channel is that a chunk sent ahead to a worker
+// cannot be taken by another that falls idle; only quick chunks are sent
+// ahead, which bounds that cost to about a millisecond.
 //
 // # Chunks
 //
