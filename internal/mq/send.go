@@ -164,7 +164,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
 func (q *Queue[T]) takeSlot(ctx context.Context, wait bool) error {
 	ok, err := q.tok.tryTake()
 	if err != nil || ok {
-		return err
+		return q.slotErr(err)
 	}
 	if !wait {
 		return ErrFull
@@ -173,7 +173,17 @@ func (q *Queue[T]) takeSlot(ctx context.Context, wait bool) error {
 		return err
 	}
 	defer func() { <-q.ssem }()
-	return q.tok.take(ctx)
+	return q.slotErr(q.tok.take(ctx))
+}
+
+// slotErr reports ErrClosed for a token pipe that Close closed under a
+// take: the poller then returns its own "use of closed file", which is
+// not os.ErrClosed.
+func (q *Queue[T]) slotErr(err error) error {
+	if err != nil && q.closed.Load() {
+		return ErrClosed
+	}
+	return err
 }
 
 // put sends e now if nothing of this process waits to be sent, and
