@@ -1,0 +1,680 @@
+package queue_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/testproc"
+	"github.com/mproc-go/mproc/queue"
+)
+
+// The tests of this file cross process boundaries: the test process shares
+// a queue with helper processes (re-executions of the test binary, see
+// testproc), which open it with queue.Inherit.
+
+// item is what the tests send. Its body and checksum are derived from P
+// and I, so that any process can tell a corrupted or misdelivered item.
+type item struct {
+	P   int    `msgpack:"p"` // producer
+	I   int    `msgpack:"i"` // sequence number of the producer; stop for the end
+	B   []byte `msgpack:"b"` // body(P, I, len(B))
+	Sum uint32 `msgpack:"s"` // sum(P, I, B)
+}
+
+// stop is the I of the item that tells a consumer to stop.
+const stop = -1
+
+// filler is the bytes of a body after the 8-byte header of each block.
+var filler = func() []byte {
+	b := make([]byte, 4096)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+	return b
+}()
+
+// body returns n bytes that belong to item (p, i) alone: each 4 KiB block
+// starts with p, i and the block's index, so that a block of another item
+// or at another place is seen.
+func body(p, i, n int) []byte {
+	b := make([]byte, n)
+	for off, k := 0, uint64(0); off < n; off, k = off+len(filler), k+1 {
+		var h [8]byte
+		binary.BigEndian.PutUint64(h[:], uint64(p)<<48^uint64(uint32(i))<<20^k)
+		m := copy(b[off:], h[:])
+		copy(b[off+m:min(off+len(filler), n)], filler[m:])
+	}
+	return b
+}
+
+func sum(p, i int, b []byte) uint32 {
+	var h [16]byte
+	binary.BigEndian.PutUint64(h[:], uint64(p))
+	binary.BigEndian.PutUint64(h[8:], uint64(i))
+	return crc32.Update(crc32.ChecksumIEEE(h[:]), crc32.IEEETable, b)
+}
+
+func newItem(p, i, size int) item {
+	b := body(p, i, size)
+	return item{P: p, I: i, B: b, Sum: sum(p, i, b)}
+}
+
+// check reports whether v is intact: its body and checksum are those of
+// its (P, I) and size.
+func (v item) check() error {
+	if v.Sum != sum(v.P, v.I, v.B) {
+		return fmt.Errorf("item %d/%d: checksum %#x, want %#x", v.P, v.I, v.Sum, sum(v.P, v.I, v.B))
+	}
+	if !bytes.Equal(v.B, body(v.P, v.I, len(v.B))) {
+		return fmt.Errorf("item %d/%d: body of %d bytes is not the item's", v.P, v.I, len(v.B))
+	}
+	return nil
+}
+
+const qname = "q"
+
+func inherit() *queue.Queue[item] {
+	q, err := queue.Inherit[item](qname)
+	testproc.Check(err, "inherit "+qname)
+	return q
+}
+
+func intArg(i int) int {
+	n, err := strconv.Atoi(testproc.Args()[i])
+	testproc.Check(err, "argument "+strconv.Itoa(i))
+	return n
+}
+
+// helperCtx bounds every wait of a helper: a helper that hangs fails.
+func helperCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 60*time.Second)
+}
+
+func init() {
+	// produce P N SIZE END: put items P/0..P/N-1 with bodies of SIZE bytes,
+	// print "put" once every Put has returned, then end by END: "close"
+	// calls Close; "atexit" returns as a child's main does under
+	// process.Main, leaving the flush to the atexit registry.
+	testproc.Register("produce", func() {
+		q := inherit()
+		p, n, size := intArg(0), intArg(1), intArg(2)
+		ctx, cancel := helperCtx()
+		defer cancel()
+		for i := range n {
+			testproc.Check(q.Put(ctx, newItem(p, i, size)), "put")
+		}
+		fmt.Println("put")
+		switch end := testproc.Args()[3]; end {
+		case "close":
+			testproc.Check(q.Close(), "close")
+		case "atexit":
+			testproc.Check(atexit.Run(ctx), "atexit")
+		default:
+			testproc.Fatalf("unknown end %q", end)
+		}
+	})
+	// consume: get items until one with I == stop; check each, then Close
+	// and print "P I" for each item received, in the order received.
+	testproc.Register("consume", func() {
+		q := inherit()
+		ctx, cancel := helperCtx()
+		defer cancel()
+		var got []item
+		for {
+			v, err := q.Get(ctx)
+			testproc.Check(err, "get")
+			if v.I == stop {
+				break
+			}
+			testproc.Check(v.check(), "check")
+			v.B = nil
+			got = append(got, v)
+		}
+		testproc.Check(q.Close(), "close")
+		w := bufio.NewWriter(os.Stdout)
+		for _, v := range got {
+			fmt.Fprintf(w, "%d %d\n", v.P, v.I)
+		}
+		testproc.Check(w.Flush(), "write")
+	})
+	// get N: get N items, print "P I" for each and Close.
+	testproc.Register("get", func() {
+		q := inherit()
+		ctx, cancel := helperCtx()
+		defer cancel()
+		for range intArg(0) {
+			v, err := q.Get(ctx)
+			testproc.Check(err, "get")
+			testproc.Check(v.check(), "check")
+			fmt.Printf("%d %d\n", v.P, v.I)
+		}
+		testproc.Check(q.Close(), "close")
+	})
+	// try-put P I: TryPut one item; print "ok" or "full".
+	testproc.Register("try-put", func() {
+		q := inherit()
+		switch err := q.TryPut(newItem(intArg(0), intArg(1), 0)); {
+		case err == nil:
+			fmt.Println("ok")
+		case errors.Is(err, queue.ErrFull):
+			fmt.Println("full")
+		default:
+			testproc.Fatalf("try-put: %v", err)
+		}
+		testproc.Check(q.Close(), "close")
+	})
+	// put-bad: put values that cannot be encoded, which must fail in Put,
+	// then "good"; print each Put's outcome.
+	testproc.Register("put-bad", func() {
+		q, err := queue.Inherit[any](qname)
+		testproc.Check(err, "inherit")
+		ctx, cancel := helperCtx()
+		defer cancel()
+		for _, v := range []any{make(chan int), func() {}, "good"} {
+			if err := q.Put(ctx, v); err != nil {
+				fmt.Printf("%T refused: %v\n", v, err)
+			} else {
+				fmt.Printf("%T put\n", v)
+			}
+		}
+		testproc.Check(q.Close(), "close")
+	})
+	// wait-get TIMEOUT: Get with a timeout of TIMEOUT milliseconds; print
+	// "deadline" or "got P I".
+	testproc.Register("wait-get", func() {
+		q := inherit()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(intArg(0))*time.Millisecond)
+		defer cancel()
+		v, err := q.Get(ctx)
+		switch {
+		case err == nil:
+			fmt.Printf("got %d %d\n", v.P, v.I)
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Println("deadline")
+		default:
+			testproc.Fatalf("get: %v", err)
+		}
+		testproc.Check(q.Close(), "close")
+	})
+	// close-wakes: with "empty" (unbounded, empty) and "full" (bounded,
+	// full) inherited, block a Get on the first and a Put on the second,
+	// then Close both, twice and concurrently. Print "ok" when the blocked
+	// calls returned ErrClosed and every later call does.
+	testproc.Register("close-wakes", func() {
+		empty, err := queue.Inherit[item]("empty")
+		testproc.Check(err, "inherit empty")
+		full, err := queue.Inherit[item]("full")
+		testproc.Check(err, "inherit full")
+		ctx, cancel := helperCtx()
+		defer cancel()
+		errs := make(chan error, 2)
+		go func() { _, err := empty.Get(ctx); errs <- err }()
+		go func() { errs <- full.Put(ctx, newItem(9, 9, 0)) }()
+		time.Sleep(50 * time.Millisecond) // let them block
+		var wg sync.WaitGroup
+		for _, q := range []*queue.Queue[item]{empty, full, empty, full} {
+			wg.Go(func() { testproc.Check(q.Close(), "close") })
+		}
+		wg.Wait()
+		for range 2 {
+			if err := <-errs; !errors.Is(err, queue.ErrClosed) {
+				testproc.Fatalf("blocked call woken with %v, want ErrClosed", err)
+			}
+		}
+		for _, q := range []*queue.Queue[item]{empty, full} {
+			_, gerr := q.Get(ctx)
+			_, tgerr := q.TryGet()
+			for what, err := range map[string]error{
+				"Put": q.Put(ctx, newItem(0, 0, 0)), "TryPut": q.TryPut(newItem(0, 0, 0)),
+				"Get": gerr, "TryGet": tgerr, "Flush": q.Flush(ctx), "Close": q.Close(),
+				"Share": q.Share(exec.Command("true"), "x"),
+			} {
+				if what == "Close" {
+					if err != nil {
+						testproc.Fatalf("second Close: %v, want nil", err)
+					}
+				} else if !errors.Is(err, queue.ErrClosed) {
+					testproc.Fatalf("%s after Close: %v, want ErrClosed", what, err)
+				}
+			}
+		}
+		fmt.Println("ok")
+	})
+}
+
+// child is a started helper whose standard output is read line by line.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan string
+	done  chan struct{}
+}
+
+type sharer interface {
+	Share(cmd *exec.Cmd, name string) error
+}
+
+// start runs helper with args and the queues of shares, under the names
+// qname, then "empty", "full" (the names the helpers inherit).
+func start(t *testing.T, helper string, shares []sharer, args ...string) *child {
+	t.Helper()
+	cmd := testproc.Command(t, helper, args...)
+	names := []string{qname, "empty", "full"}
+	for i, s := range shares {
+		if s != nil {
+			require.NoError(t, s.Share(cmd, names[i]))
+		}
+	}
+	cmd.Stdout = nil
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
+	quit := make(chan struct{})
+	go func() {
+		defer close(c.done)
+		defer close(c.lines)
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			select {
+			case c.lines <- s.Text():
+			case <-quit:
+				return
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	t.Cleanup(func() {
+		close(quit)
+		testproc.Reap(cmd)
+		<-c.done
+	})
+	return c
+}
+
+// line returns the next line the child prints.
+func (c *child) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		require.True(t, ok, "the child ended without printing a line")
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child printed nothing within 30 s")
+		return ""
+	}
+}
+
+// wait returns every line the child prints until it exits, and fails t if
+// it does not exit cleanly within 30 s.
+func (c *child) wait(t *testing.T) []string {
+	t.Helper()
+	var lines []string
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				// The output ended: the child closed its stdout, or exited.
+				require.NoError(t, testproc.WaitTimeout(c.cmd, 30*time.Second), "the child's exit")
+				return lines
+			}
+			lines = append(lines, l)
+		case <-timeout:
+			t.Fatal("the child did not end within 30 s")
+		}
+	}
+}
+
+// id is an item's identity.
+type id struct{ p, i int }
+
+func parseIDs(t *testing.T, lines []string) []id {
+	t.Helper()
+	ids := make([]id, 0, len(lines))
+	for _, l := range lines {
+		var v id
+		_, err := fmt.Sscanf(l, "%d %d", &v.p, &v.i)
+		require.NoError(t, err, "line %q", l)
+		ids = append(ids, v)
+	}
+	return ids
+}
+
+func newQueue[T any](t *testing.T, maxsize int) *queue.Queue[T] {
+	t.Helper()
+	q, err := queue.New[T](maxsize)
+	require.NoError(t, err)
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// kinds are the queues every semantic test runs over.
+var kinds = []struct {
+	name    string
+	maxsize int
+}{
+	{"unbounded", 0},
+	{"bounded", 64},
+}
+
+// TestManyProducersConsumers: 3 producer and 3 consumer processes on one
+// queue; every item arrives exactly once, intact.
+func TestManyProducersConsumers(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			const producers, consumers, n = 3, 3, 5000
+			q := newQueue[item](t, k.maxsize)
+			var cons, prods []*child
+			for range consumers {
+				cons = append(cons, start(t, "consume", []sharer{q}))
+			}
+			for p := range producers {
+				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
+			}
+			for _, c := range prods {
+				assert.Equal(t, []string{"put"}, c.wait(t))
+			}
+			ctx := ctxT(t, 30*time.Second)
+			for range consumers {
+				require.NoError(t, q.Put(ctx, item{I: stop}))
+			}
+			seen := make(map[id]int)
+			for c, ch := range cons {
+				ids := parseIDs(t, ch.wait(t))
+				t.Logf("consumer %d got %d items", c, len(ids))
+				for _, v := range ids {
+					seen[v]++
+				}
+			}
+			for p := range producers {
+				for i := range n {
+					require.Equal(t, 1, seen[id{p, i}], "deliveries of item %d/%d", p, i)
+				}
+			}
+			require.Len(t, seen, producers*n, "items delivered")
+			assert.True(t, q.Empty(), "the queue is empty at the end")
+			assert.Equal(t, 0, q.Qsize())
+		})
+	}
+}
+
+// TestFIFOPerProducer: with one consumer, each of 3 producers' items
+// arrive in the order it put them.
+func TestFIFOPerProducer(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			const producers, n = 3, 5000
+			q := newQueue[item](t, k.maxsize)
+			cons := start(t, "consume", []sharer{q})
+			var prods []*child
+			for p := range producers {
+				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
+			}
+			for _, c := range prods {
+				assert.Equal(t, []string{"put"}, c.wait(t))
+			}
+			require.NoError(t, q.Put(ctxT(t, 30*time.Second), item{I: stop}))
+			next := make([]int, producers)
+			for _, v := range parseIDs(t, cons.wait(t)) {
+				require.Equal(t, next[v.p], v.i, "producer %d's next item", v.p)
+				next[v.p]++
+			}
+			for p := range producers {
+				assert.Equal(t, n, next[p], "items of producer %d", p)
+			}
+		})
+	}
+}
+
+// TestUnencodable: a value that cannot be encoded fails in the Put of the
+// process that puts it, and the queue goes on.
+func TestUnencodable(t *testing.T) {
+	testproc.CheckFDs(t)
+	q := newQueue[any](t, 0)
+	c := start(t, "put-bad", []sharer{q})
+	lines := c.wait(t)
+	require.Len(t, lines, 3)
+	assert.Contains(t, lines[0], "chan int refused:")
+	assert.Contains(t, lines[0], "unsupported chan int")
+	assert.Contains(t, lines[1], "func() refused:")
+	assert.Equal(t, "string put", lines[2])
+
+	// And in this process: the same, and the queue still works.
+	ctx := ctxT(t, 10*time.Second)
+	err := q.Put(ctx, struct{ F func() }{})
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, queue.ErrClosed), "an encoding error, not %v", err)
+	assert.Error(t, q.TryPut(make(chan int)))
+	v, err := q.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "good", v, "the child's only item")
+	require.NoError(t, q.Put(ctx, 42))
+	v, err = q.Get(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 42, v)
+	_, err = q.TryGet()
+	assert.ErrorIs(t, err, queue.ErrEmpty, "nothing of the refused values was put")
+}
+
+// TestChildPutsAndExits: a child puts far more than the socket holds,
+// while the consumer (this process) has not started, then ends: Close, or
+// the atexit flush that process.Main runs, sends every item, as the
+// consumer drains the queue.
+func TestChildPutsAndExits(t *testing.T) {
+	const n = 20000
+	for _, end := range []string{"close", "atexit"} {
+		for _, maxsize := range []int{0, n} {
+			t.Run(fmt.Sprintf("%s/maxsize=%d", end, maxsize), func(t *testing.T) {
+				testproc.CheckFDs(t)
+				q := newQueue[item](t, maxsize)
+				c := start(t, "produce", []sharer{q}, "7", strconv.Itoa(n), "32", end)
+				require.Equal(t, "put", c.line(t), "every Put returned")
+				exited := make(chan []string, 1)
+				go func() { exited <- c.wait(t) }()
+				ctx := ctxT(t, 30*time.Second)
+				for i := range n {
+					v, err := q.Get(ctx)
+					require.NoError(t, err, "item %d", i)
+					require.NoError(t, v.check())
+					require.Equal(t, id{7, i}, id{v.P, v.I}, "the items in order")
+				}
+				assert.Empty(t, <-exited, "the child's output after put")
+				_, err := q.TryGet()
+				assert.ErrorIs(t, err, queue.ErrEmpty)
+			})
+		}
+	}
+}
+
+// TestBoundedSizes: Qsize, Full and Empty are exact once the puts and
+// gets of other processes have returned; TryPut and TryGet report a full
+// and an empty queue.
+func TestBoundedSizes(t *testing.T) {
+	testproc.CheckFDs(t)
+	const maxsize = 10
+	q := newQueue[item](t, maxsize)
+	assert.Equal(t, maxsize, q.Maxsize())
+	sizes := func(qsize int, empty, full bool) {
+		t.Helper()
+		assert.Equal(t, qsize, q.Qsize(), "Qsize")
+		assert.Equal(t, empty, q.Empty(), "Empty")
+		assert.Equal(t, full, q.Full(), "Full")
+	}
+	sizes(0, true, false)
+	_, err := q.TryGet()
+	assert.ErrorIs(t, err, queue.ErrEmpty)
+
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "7", "0", "close").wait(t))
+	sizes(7, false, false)
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "2", "3", "0", "close").wait(t))
+	sizes(maxsize, false, true)
+	assert.ErrorIs(t, q.TryPut(newItem(0, 0, 0)), queue.ErrFull)
+	assert.Equal(t, []string{"full"}, start(t, "try-put", []sharer{q}, "3", "0").wait(t))
+	sizes(maxsize, false, true)
+
+	got := parseIDs(t, start(t, "get", []sharer{q}, "4").wait(t))
+	assert.Equal(t, []id{{1, 0}, {1, 1}, {1, 2}, {1, 3}}, got, "the oldest items")
+	sizes(6, false, false)
+	assert.Equal(t, []string{"ok"}, start(t, "try-put", []sharer{q}, "3", "0").wait(t))
+	sizes(7, false, false)
+
+	ctx := ctxT(t, 10*time.Second)
+	var rest []id
+	for range 7 {
+		v, err := q.Get(ctx)
+		require.NoError(t, err)
+		rest = append(rest, id{v.P, v.I})
+	}
+	assert.Equal(t, []id{{1, 4}, {1, 5}, {1, 6}, {2, 0}, {2, 1}, {2, 2}, {3, 0}}, rest)
+	sizes(0, true, false)
+	_, err = q.TryGet()
+	assert.ErrorIs(t, err, queue.ErrEmpty)
+}
+
+// TestUnboundedQsize: an unbounded queue's Qsize counts the items of
+// another process once they are in the kernel (they encode to the same
+// size here, where the estimate is exact).
+func TestUnboundedQsize(t *testing.T) {
+	testproc.CheckFDs(t)
+	q := newQueue[item](t, 0)
+	assert.Equal(t, 0, q.Qsize())
+	assert.True(t, q.Empty())
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "100", "8", "close").wait(t))
+	assert.Equal(t, 100, q.Qsize())
+	assert.False(t, q.Empty())
+	assert.False(t, q.Full(), "an unbounded queue is never full")
+	assert.Len(t, start(t, "get", []sharer{q}, "40").wait(t), 40)
+	assert.Equal(t, 60, q.Qsize())
+	ctx := ctxT(t, 10*time.Second)
+	for range 60 {
+		_, err := q.Get(ctx)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 0, q.Qsize())
+	assert.True(t, q.Empty())
+}
+
+// TestMaxsizeRefused: New refuses a maxsize no token pipe can hold, with
+// ErrMaxsize and a message that says what to do.
+func TestMaxsizeRefused(t *testing.T) {
+	testproc.CheckFDs(t)
+	for _, maxsize := range []int{1 << 24, 1 << 30} {
+		q, err := queue.New[int](maxsize)
+		require.ErrorIs(t, err, queue.ErrMaxsize, "maxsize %d", maxsize)
+		assert.Nil(t, q)
+		assert.Contains(t, err.Error(), strconv.Itoa(maxsize), "the message names the maxsize")
+	}
+	q, err := queue.New[int](100000)
+	require.NoError(t, err, "a maxsize a pipe holds")
+	assert.Equal(t, 100000, q.Maxsize())
+	require.NoError(t, q.Close())
+}
+
+// TestContext: a Get on an empty queue and a Put on a full one return
+// ctx.Err() when ctx ends, in any process, and leave the queue as it was.
+func TestContext(t *testing.T) {
+	t.Run("get", func(t *testing.T) {
+		testproc.CheckFDs(t)
+		q := newQueue[item](t, 0)
+		assert.Equal(t, []string{"deadline"}, start(t, "wait-get", []sharer{q}, "100").wait(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, err := q.Get(ctx)
+		assert.ErrorIs(t, err, context.Canceled)
+		_, err = q.Get(ctx)
+		assert.ErrorIs(t, err, context.Canceled, "a Get with an ended ctx")
+
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "1", "0", "close").wait(t))
+		assert.Equal(t, []string{"got 1 0"}, start(t, "wait-get", []sharer{q}, "10000").wait(t))
+	})
+	t.Run("put", func(t *testing.T) {
+		testproc.CheckFDs(t)
+		const maxsize = 5
+		q := newQueue[item](t, maxsize)
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", strconv.Itoa(maxsize), "0", "close").wait(t))
+		require.True(t, q.Full())
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		err := q.Put(ctx, newItem(2, 0, 0))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, maxsize, q.Qsize(), "the queue is unchanged")
+		err = q.Put(ctx, newItem(2, 1, 0))
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "a Put with an ended ctx")
+
+		got := parseIDs(t, start(t, "get", []sharer{q}, strconv.Itoa(maxsize)).wait(t))
+		assert.Equal(t, []id{{1, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}}, got, "only the child's items")
+		assert.Equal(t, 0, q.Qsize())
+		_, err = q.TryGet()
+		assert.ErrorIs(t, err, queue.ErrEmpty, "the timed-out Puts put nothing")
+	})
+}
+
+// TestCloseWakes: Close in a child wakes its blocked Get and Put with
+// ErrClosed and is idempotent; the queues go on for the other processes.
+func TestCloseWakes(t *testing.T) {
+	testproc.CheckFDs(t)
+	empty := newQueue[item](t, 0)
+	full := newQueue[item](t, 3)
+	ctx := ctxT(t, 10*time.Second)
+	for i := range 3 {
+		require.NoError(t, full.Put(ctx, newItem(1, i, 0)))
+	}
+	assert.Equal(t, []string{"ok"}, start(t, "close-wakes", []sharer{nil, empty, full}).wait(t))
+	assert.Equal(t, 3, full.Qsize(), "the interrupted Put put nothing")
+	v, err := full.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, id{1, 0}, id{v.P, v.I})
+	require.NoError(t, empty.Put(ctx, newItem(2, 0, 0)))
+	v, err = empty.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, id{2, 0}, id{v.P, v.I})
+
+	// And in this process: Close wakes a blocked Get and Put.
+	errs := make(chan error, 2)
+	go func() { _, err := empty.Get(ctx); errs <- err }()
+	go func() {
+		err := full.Put(ctx, newItem(3, 0, 0)) // takes the free slot
+		if err == nil {
+			err = full.Put(ctx, newItem(3, 1, 0))
+		}
+		errs <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, empty.Close())
+	require.NoError(t, full.Close())
+	for range 2 {
+		assert.ErrorIs(t, <-errs, queue.ErrClosed)
+	}
+	assert.NoError(t, empty.Close(), "Close again")
+	_, err = empty.Get(ctx)
+	assert.ErrorIs(t, err, queue.ErrClosed)
+	assert.ErrorIs(t, full.Put(ctx, newItem(0, 0, 0)), queue.ErrClosed)
+}
