@@ -7,7 +7,8 @@ package main
 //   - tiny tasks: Map of 100,000 ints through x*x on one worker per CPU,
 //     chunksize by Python's rule for map, ceil(n / (4 * workers)). Each
 //     side repeats the Map on a warm pool for the measurement's duration;
-//     the rate comes from the median Map. Start-up is not counted.
+//     the rate comes from the median Map. Start-up is not counted. Each run
+//     measures the two sides ABBA (who goes first alternates).
 //   - CPU-bound tasks: Map of 1,000 tasks of about 1 ms of arithmetic each
 //     (a xorshift loop, its length calibrated on each side to 1 ms on one
 //     core), chunksize 125, on 1 worker and on 2 workers, timed as
@@ -21,8 +22,6 @@ package main
 //   - start and stop: New with 2 workers (ready) then Terminate, next to
 //     Pool(2) with a first map of one item (Python's Pool returns before
 //     its workers are up), then terminate and join.
-//
-// Each run alternates which side goes first.
 
 import (
 	"context"
@@ -138,61 +137,81 @@ func runPool(cfg *config) error {
 	var runs []poolRun
 	for run := range cfg.count {
 		var r poolRun
-		mproc := func() error { return poolMeasure(cfg, &r, workers, iters) }
-		python := func() error { return poolPythonRun(cfg, &r, workers, chunk) }
-		order := []func() error{mproc, python}
-		if run%2 == 1 {
-			order[0], order[1] = python, mproc
+		var ours, theirs []float64
+		mproc := func() error {
+			rate, err := poolTiny(cfg, workers)
+			ours = append(ours, rate)
+			return err
 		}
-		for _, f := range order {
+		python := func() error {
+			res, err := poolPythonRun(cfg, workers, chunk, "tiny")
+			theirs = append(theirs, res.TinyRate)
+			return err
+		}
+		// Tiny tasks, ABBA; who goes first alternates from run to run.
+		a, b := mproc, python
+		if run%2 == 1 {
+			a, b = python, mproc
+		}
+		for _, f := range []func() error{a, b, b, a} {
 			if err := f(); err != nil {
 				return err
 			}
 		}
+		r.tinyRate, r.pyTinyRate = median(ours), median(theirs)
+		if err := poolCPU(cfg, &r, iters); err != nil {
+			return err
+		}
+		res, err := poolPythonRun(cfg, workers, chunk, "cpu,start")
+		if err != nil {
+			return err
+		}
+		r.pyCPU1, r.pyCPU2, r.pyStartStop = res.CPU[0], res.CPU[1], res.StartStop
 		runs = append(runs, r)
 	}
 	return poolTable(cfg, runs, workers, chunk)
 }
 
-// poolMeasure measures our side of one run.
-func poolMeasure(cfg *config, r *poolRun, workers, iters int) error {
+// poolTiny returns the rate of the median Map of tiny tasks, on a warm
+// pool, over cfg.duration.
+func poolTiny(cfg *config, workers int) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	// Tiny tasks.
 	p, err := pool.New(ctx, poolSquare, pool.Config{Workers: workers})
 	if err != nil {
-		return err
+		return 0, err
 	}
+	defer p.Terminate()
 	in := make([]int, poolTinyN)
 	for i := range in {
 		in[i] = i
 	}
+	if _, err := p.Map(ctx, in[:1000]); err != nil { // warm up
+		return 0, err
+	}
 	var times []float64
 	deadline := time.Now().Add(cfg.duration)
-	if _, err := p.Map(ctx, in[:1000]); err != nil { // warm up
-		p.Terminate()
-		return err
-	}
 	for len(times) < 3 || time.Now().Before(deadline) {
 		t0 := time.Now()
 		out, err := p.Map(ctx, in)
 		if err != nil {
-			p.Terminate()
-			return err
+			return 0, err
 		}
 		times = append(times, float64(time.Since(t0)))
 		if out[poolTinyN-1] != (poolTinyN-1)*(poolTinyN-1) {
-			p.Terminate()
-			return fmt.Errorf("pool: wrong result %d", out[poolTinyN-1])
+			return 0, fmt.Errorf("pool: wrong result %d", out[poolTinyN-1])
 		}
 	}
-	p.Terminate()
-	r.tinyRate = poolTinyN / (median(times) / 1e9)
+	return poolTinyN / (median(times) / 1e9), nil
+}
 
-	// CPU-bound tasks, ABBA over 1 and 2 workers.
+// poolCPU measures the CPU-bound Maps, their control, and start-up.
+func poolCPU(cfg *config, r *poolRun, iters int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	var pools [2]*pool.Pool[int, uint64]
 	for i, n := range []int{1, 2} {
+		var err error
 		if pools[i], err = pool.New(ctx, poolSpin, pool.Config{Workers: n, ChunkSize: poolCPUChunk}); err != nil {
 			return err
 		}
@@ -253,26 +272,26 @@ type poolPyResult struct {
 	StartStop float64    `json:"start_stop_ns"`
 }
 
-func poolPythonRun(cfg *config, r *poolRun, workers, chunk int) error {
+func poolPythonRun(cfg *config, workers, chunk int, what string) (poolPyResult, error) {
 	if cfg.python == "" {
-		r.pyTinyRate, r.pyCPU1, r.pyCPU2, r.pyStartStop = math.NaN(), math.NaN(), math.NaN(), math.NaN()
-		return nil
+		nan := math.NaN()
+		return poolPyResult{TinyRate: nan, CPU: [2]float64{nan, nan}, StartStop: nan}, nil
 	}
 	out, err := runPython(cfg, "pool_bench.py", poolPython, 10*time.Minute,
+		"--what", what,
 		"--duration", strconv.FormatFloat(cfg.duration.Seconds(), 'f', -1, 64),
 		"--workers", strconv.Itoa(workers),
 		"--tiny-n", strconv.Itoa(poolTinyN), "--tiny-chunksize", strconv.Itoa(chunk),
 		"--cpu-n", strconv.Itoa(poolCPUN), "--cpu-chunksize", strconv.Itoa(poolCPUChunk),
 		"--cpu-target", strconv.FormatFloat(poolCPUTarget.Seconds(), 'f', -1, 64))
 	if err != nil {
-		return err
+		return poolPyResult{}, err
 	}
 	var res poolPyResult
 	if err := json.Unmarshal(out, &res); err != nil {
-		return fmt.Errorf("python output %q: %w", out, err)
+		return poolPyResult{}, fmt.Errorf("python output %q: %w", out, err)
 	}
-	r.pyTinyRate, r.pyCPU1, r.pyCPU2, r.pyStartStop = res.TinyRate, res.CPU[0], res.CPU[1], res.StartStop
-	return nil
+	return res, nil
 }
 
 func poolTable(cfg *config, runs []poolRun, workers, chunk int) error {

@@ -5,7 +5,8 @@ Run by `go run ./bench pool` (embedded in the binary); standalone:
 
     python3 bench/python/pool_bench.py --duration 0.3
 
-Standard library only, so any python3 works. Prints one JSON object:
+Standard library only, so any python3 works. Prints one JSON object with
+the figures that --what asks for:
 {"tiny_rate": tasks/s of the median map of tiny tasks,
  "cpu": [seconds on 1 worker, seconds on 2 workers] for the CPU-bound map,
  "start_stop_ns": median time to start a Pool(2), run one item, stop it}.
@@ -95,6 +96,7 @@ def start_stop():
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--what", default="tiny,cpu,start", help="comma-separated: tiny, cpu, start")
     ap.add_argument("--duration", type=float, default=0.3)
     ap.add_argument("--workers", type=int, default=mp.cpu_count())
     ap.add_argument("--tiny-n", type=int, default=100_000)
@@ -105,7 +107,14 @@ def main():
     args = ap.parse_args()
     if args.tiny_chunksize <= 0:
         args.tiny_chunksize = -(-args.tiny_n // (4 * args.workers))
-    out = {"tiny_rate": tiny(args), "cpu": cpu(args), "start_stop_ns": start_stop()}
+    what = set(args.what.split(","))
+    out = {}
+    if "tiny" in what:
+        out["tiny_rate"] = tiny(args)
+    if "cpu" in what:
+        out["cpu"] = cpu(args)
+    if "start" in what:
+        out["start_stop_ns"] = start_stop()
     print(json.dumps(out))
 
 
