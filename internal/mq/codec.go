@@ -34,7 +34,7 @@ const (
 
 	bigMarker    = 0xfffffffe // int32(-2)
 	bigHeader    = 4 + 8
-	maxBigInline = maxPacket - bigHeader
+	maxBigInline = 4096 - bigHeader
 
 	// maxFrames is the most items a producer puts in one packet.
 	maxFrames = 64
@@ -43,8 +43,9 @@ const (
 // encBuf is a reusable encoding buffer. The first frameHeader bytes are
 // room for the frame header.
 type encBuf struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	buf  bytes.Buffer
+	enc  *msgpack.Encoder
+	kept bool // a large item's sender holds it: release is not the caller's
 }
 
 var encPool = sync.Pool{New: func() any {
@@ -81,19 +82,25 @@ func (e *encBuf) payload() []byte { return e.buf.Bytes()[frameHeader:] }
 
 func (e *encBuf) big() bool { return e.buf.Len()-frameHeader > maxInline }
 
-// detach returns the payload and gives up the buffer: the pool gets a new
-// one, since the payload of a large item outlives the call.
-func (e *encBuf) detach() []byte {
-	p := e.payload()
-	e.buf = bytes.Buffer{}
-	e.enc.Reset(&e.buf)
-	return p
+// keep hands the buffer over to a new owner (the backlog, a body writer),
+// which calls free when done: the payload of a large item outlives Put.
+func (e *encBuf) keep() *encBuf {
+	e.kept = true
+	return e
 }
 
-const poolMax = 256 << 10
+func (e *encBuf) free() {
+	e.kept = false
+	e.release()
+}
 
+// poolMax is the largest buffer kept for reuse: large enough that a
+// producer of 1 MiB items does not grow a buffer per item.
+const poolMax = 4 << 20
+
+// release returns the buffer to the pool, unless it was kept.
 func (e *encBuf) release() {
-	if e.buf.Cap() <= poolMax {
+	if !e.kept && e.buf.Cap() <= poolMax {
 		encPool.Put(e)
 	}
 }

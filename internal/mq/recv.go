@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -31,6 +32,11 @@ type receiver[T any] struct {
 	dec      *msgpack.Decoder
 	rd       bytes.Reader
 
+	receiverState
+}
+
+// receiverState is the part of a receiver that does not depend on T.
+type receiverState struct {
 	bodyMu sync.Mutex
 	body   *os.File // the pipe of a large item a Get is reading
 }
@@ -206,11 +212,9 @@ func (r *receiver[T]) decode(p []byte) (v T, err error) {
 	return v, nil
 }
 
-// errShort: the body of a large item ended early.
-var errShort = errors.New("short body")
-
-// takeBig reads the large item announced by the stub p, whose pipe is
-// bodyFD.
+// takeBig reads and decodes the large item announced by the stub p, whose
+// pipe is bodyFD. It decodes as the bytes arrive, so that the payload is
+// copied once, from the pipe into the value.
 func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 	size := binary.BigEndian.Uint64(p[4:bigHeader])
 	inline := p[bigHeader:]
@@ -218,18 +222,20 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 		unix.Close(bodyFD)
 		return v, false, fmt.Errorf("%w: large item of %d bytes", ErrCorrupt, size)
 	}
-	payload, err := q.recv.readBody(q, bodyFD, int(size), inline)
-	if err != nil {
+	r := &q.recv
+	br := &bodyReader{r: &r.receiverState, closed: &q.closed, inline: inline, fd: bodyFD, left: int(size) - len(inline)}
+	v, derr := r.decodeFrom(bufio.NewReaderSize(br, 16))
+	br.close()
+	if br.err != nil || br.short {
 		// The item was taken, and is gone: its sender died (or closed)
 		// before writing all of it, or Close interrupted the read.
 		q.hooks.dropped(1)
+		err = br.err
 		if q.tok != nil {
 			err = errors.Join(err, q.tok.give(1))
 		}
-		if errors.Is(err, errShort) {
-			return v, false, nil
-		}
-		return v, false, err
+		var zero T
+		return zero, false, err
 	}
 	if q.tok != nil {
 		if err := q.tok.give(1); err != nil {
@@ -237,76 +243,106 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 			return v, false, err
 		}
 	}
-	v, err = q.recv.decode(payload)
-	return v, true, err
+	return v, true, derr
 }
 
-// readBody reads the size-byte payload whose first bytes are inline and
-// whose rest comes through the pipe d, which it closes. The buffer grows
-// with the data past 64 MiB, whatever the stub announced.
-func (r *receiver[T]) readBody(q *Queue[T], d int, size int, inline []byte) ([]byte, error) {
-	buf := make([]byte, len(inline), min(size, max(64<<20, len(inline))))
-	copy(buf, inline)
-	grow := func() {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(size, 2*cap(buf)))
-			copy(nb, buf)
-			buf = nb
+func (r *receiver[T]) decodeFrom(rd io.Reader) (v T, err error) {
+	r.dec.ResetReader(rd)
+	if err := r.dec.Decode(&v); err != nil {
+		var zero T
+		return zero, fmt.Errorf("queue: decode into %T: %w", v, err)
+	}
+	return v, nil
+}
+
+// bodyReader reads the payload of a large item: the bytes of the stub,
+// then those of the pipe, without waiting while the pipe has data, in the
+// poller (where Close can interrupt) when it has none.
+type bodyReader struct {
+	r      *receiverState
+	closed *atomic.Bool
+	inline []byte
+	fd     int      // the pipe, until close
+	f      *os.File // the pipe, once waiting in the poller
+	left   int      // bytes still to come through the pipe
+	short  bool     // the pipe ended early: the sender died or gave up
+	err    error    // Close interrupted the read, or another error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if len(b.inline) > 0 {
+		n := copy(p, b.inline)
+		b.inline = b.inline[n:]
+		return n, nil
+	}
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if b.err != nil || b.short {
+		return 0, io.ErrUnexpectedEOF
+	}
+	p = p[:min(len(p), b.left)]
+	var n int
+	var err error
+	if b.f == nil {
+		for {
+			n, err = unix.Read(b.fd, p)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err == unix.EAGAIN {
+			if err := b.wait(); err != nil {
+				return 0, err
+			}
+		} else if err != nil {
+			err = os.NewSyscallError("read", err)
 		}
 	}
-	for len(buf) < size {
-		grow()
-		n, err := unix.Read(d, buf[len(buf):cap(buf)])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-		case err != nil:
-			unix.Close(d)
-			return nil, fmt.Errorf("queue: read large item: %w", os.NewSyscallError("read", err))
-		case n == 0:
-			unix.Close(d)
-			return nil, errShort
-		default:
-			buf = buf[:len(buf)+n]
-			continue
-		}
-		break
+	if b.f != nil {
+		n, err = b.f.Read(p)
 	}
-	if len(buf) == size {
-		unix.Close(d)
-		return buf, nil
+	n = max(n, 0)
+	b.left -= n
+	switch {
+	case err == nil && n == 0, err == io.EOF:
+		b.short = true
+		return n, io.ErrUnexpectedEOF
+	case err != nil && (b.closed.Load() || errors.Is(err, os.ErrClosed)):
+		b.err = ErrClosed
+		return n, b.err
+	case err != nil:
+		b.err = fmt.Errorf("queue: read large item: %w", err)
+		return n, b.err
 	}
-	// The sender is still writing: wait in the poller, where Close can
-	// interrupt.
-	f := os.NewFile(uintptr(d), "mproc:queue-item")
-	defer f.Close()
-	r.bodyMu.Lock()
-	if q.closed.Load() {
-		r.bodyMu.Unlock()
-		return nil, ErrClosed
+	return n, nil
+}
+
+// wait moves the pipe to the poller, registered for Close to interrupt.
+func (b *bodyReader) wait() error {
+	b.f = os.NewFile(uintptr(b.fd), "mproc:queue-item")
+	b.fd = -1
+	b.r.bodyMu.Lock()
+	defer b.r.bodyMu.Unlock()
+	if b.closed.Load() {
+		b.err = ErrClosed
+		return b.err
 	}
-	r.body = f
-	r.bodyMu.Unlock()
-	defer func() {
-		r.bodyMu.Lock()
-		r.body = nil
-		r.bodyMu.Unlock()
-	}()
-	for len(buf) < size {
-		grow()
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		switch {
-		case err == io.EOF:
-			return nil, errShort
-		case err != nil && (q.closed.Load() || errors.Is(err, os.ErrClosed)):
-			return nil, ErrClosed
-		case err != nil:
-			return nil, fmt.Errorf("queue: read large item: %w", err)
-		}
+	b.r.body = b.f
+	return nil
+}
+
+func (b *bodyReader) close() {
+	if b.f != nil {
+		b.r.bodyMu.Lock()
+		b.r.body = nil
+		b.r.bodyMu.Unlock()
+		b.f.Close()
+		return
 	}
-	return buf, nil
+	if b.fd >= 0 {
+		unix.Close(b.fd)
+	}
 }
 
 // interrupt wakes a Get reading a large item's body.

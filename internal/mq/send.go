@@ -26,7 +26,7 @@ import (
 type chunk struct {
 	b        []byte // frames
 	n        int    // frames in b
-	big      []byte // the payload of a large item
+	big      *encBuf // a large item
 	prep     *bigSend
 	handback bool // items Close gives back: no hooks, they were counted
 }
@@ -234,7 +234,7 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 		serr = err
 	}
 	if serr == nil {
-		q.send.finishBigLocked(q, bs, e)
+		q.send.finishBigLocked(q, bs, e, false)
 		return true, nil, nil
 	}
 	q.hooks.sendFailed(1)
@@ -248,7 +248,7 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 // enqueue appends e to the backlog. The caller holds s.mu.
 func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend) {
 	if e.big() {
-		s.backlog = append(s.backlog, &chunk{big: e.detach(), prep: prep})
+		s.backlog = append(s.backlog, &chunk{big: e.keep(), prep: prep})
 	} else {
 		f := e.frame()
 		var last *chunk
@@ -347,13 +347,15 @@ func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
 		if bs != nil {
 			bs.close()
 		}
+		c.big.free()
 		s.fail(q, 1, err)
 		s.sent(1, false)
 		return
 	}
 	if bs == nil {
 		var err error
-		if bs, err = prepareBig(c.big); err != nil {
+		if bs, err = prepareBig(c.big.payload()); err != nil {
+			c.big.free()
 			q.hooks.sendFailed(1)
 			s.fail(q, 1, err)
 			s.sent(1, false)
@@ -363,11 +365,12 @@ func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
 	waited, err := q.sendWait(bs.hdr[:], bs.inline, bs.r)
 	if err != nil {
 		bs.close()
+		c.big.free()
 		q.hooks.sendFailed(1)
 		s.fail(q, 1, err)
 	} else {
 		s.mu.Lock()
-		s.finishBigLocked(q, bs, nil)
+		s.finishBigLocked(q, bs, c.big, true)
 		s.mu.Unlock()
 	}
 	s.sent(1, waited)
@@ -383,19 +386,19 @@ func (s *sender[T]) sent(n int, waited bool) {
 
 // finishBigLocked completes a large item whose stub is sent: the rest of
 // its body, if the pipe could not take all of it at once, is written by a
-// goroutine that Flush and Close wait for. e, if not nil, is the Put's
-// buffer, whose payload the goroutine then takes over. The caller holds
-// s.mu.
-func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf) {
+// goroutine that Flush and Close wait for, which then owns e (owned: e
+// belongs to the backlog, not to a Put). The caller holds s.mu.
+func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned bool) {
 	unix.Close(bs.r)
 	bs.r = -1
 	if len(bs.rest) == 0 {
 		unix.Close(bs.w)
+		if owned {
+			e.free()
+		}
 		return
 	}
-	if e != nil {
-		e.detach() // bs.rest points into the payload
-	}
+	e.keep() // bs.rest points into it
 	f := os.NewFile(uintptr(bs.w), "mproc:queue-item")
 	rest := bs.rest
 	s.streams++
@@ -406,6 +409,7 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf) {
 		// was its, and is lost with it.
 		f.Write(rest)
 		f.Close()
+		e.free()
 		s.mu.Lock()
 		s.streams--
 		s.checkIdle()
