@@ -265,6 +265,7 @@ func init() {
 // child is a started helper whose standard output is read line by line.
 type child struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser
 	lines chan string
 	done  chan struct{}
 }
@@ -287,8 +288,10 @@ func start(t *testing.T, helper string, shares []sharer, args ...string) *child 
 	cmd.Stdout = nil
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan struct{})}
 	quit := make(chan struct{})
 	go func() {
 		defer close(c.done)
@@ -677,4 +680,23 @@ func TestCloseWakes(t *testing.T) {
 	_, err = empty.Get(ctx)
 	assert.ErrorIs(t, err, queue.ErrClosed)
 	assert.ErrorIs(t, full.Put(ctx, newItem(0, 0, 0)), queue.ErrClosed)
+}
+
+// TestBigItemsInOrder: items of a few MiB, which travel through a pipe of
+// their own and whose encoding buffers are reused, arrive intact and in
+// order while their producer puts the next ones.
+func TestBigItemsInOrder(t *testing.T) {
+	testproc.CheckFDs(t)
+	const n, size = 12, 3 << 20
+	q := newQueue[item](t, 0)
+	c := start(t, "produce", []sharer{q}, "5", strconv.Itoa(n), strconv.Itoa(size), "close")
+	ctx := ctxT(t, 30*time.Second)
+	for i := range n {
+		v, err := q.Get(ctx)
+		require.NoError(t, err, "item %d", i)
+		require.NoError(t, v.check())
+		require.Equal(t, id{5, i}, id{v.P, v.I})
+		require.Len(t, v.B, size)
+	}
+	assert.Equal(t, []string{"put"}, c.wait(t))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -45,7 +46,7 @@ const (
 type encBuf struct {
 	buf  bytes.Buffer
 	enc  *msgpack.Encoder
-	kept bool // a large item's sender holds it: release is not the caller's
+	refs atomic.Int32 // holders: the caller of encode and a keeper; the last release pools it
 }
 
 var encPool = sync.Pool{New: func() any {
@@ -57,6 +58,7 @@ var encPool = sync.Pool{New: func() any {
 // encode encodes v as a frame. The caller releases the buffer.
 func encode(v any, maxItem int64) (*encBuf, error) {
 	e := encPool.Get().(*encBuf)
+	e.refs.Store(1)
 	e.buf.Reset()
 	e.buf.Write([]byte{0, 0, 0, 0})
 	if err := e.enc.Encode(v); err != nil {
@@ -85,12 +87,11 @@ func (e *encBuf) big() bool { return e.buf.Len()-frameHeader > maxInline }
 // keep hands the buffer over to a new owner (the backlog, a body writer),
 // which calls free when done: the payload of a large item outlives Put.
 func (e *encBuf) keep() *encBuf {
-	e.kept = true
+	e.refs.Add(1)
 	return e
 }
 
 func (e *encBuf) free() {
-	e.kept = false
 	e.release()
 }
 
@@ -98,9 +99,10 @@ func (e *encBuf) free() {
 // producer of 1 MiB items does not grow a buffer per item.
 const poolMax = 4 << 20
 
-// release returns the buffer to the pool, unless it was kept.
+// release returns the buffer to the pool once no one holds it: the
+// caller of encode and a keeper release in any order, in any goroutine.
 func (e *encBuf) release() {
-	if !e.kept && e.buf.Cap() <= poolMax {
+	if e.refs.Add(-1) == 0 && e.buf.Cap() <= poolMax {
 		encPool.Put(e)
 	}
 }

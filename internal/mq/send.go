@@ -24,8 +24,8 @@ import (
 
 // chunk is a run of frames of the backlog, or one large item.
 type chunk struct {
-	b        []byte // frames
-	n        int    // frames in b
+	b        []byte  // frames
+	n        int     // frames in b
 	big      *encBuf // a large item
 	prep     *bigSend
 	handback bool // items Close gives back: no hooks, they were counted
@@ -398,7 +398,9 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 		}
 		return
 	}
-	e.keep() // bs.rest points into it
+	if !owned {
+		e.keep() // bs.rest points into it; owned: the backlog's hold passes on
+	}
 	f := os.NewFile(uintptr(bs.w), "mproc:queue-item")
 	rest := bs.rest
 	s.streams++
