@@ -27,7 +27,8 @@ type call[In, Out any] struct {
 	notify   chan struct{} // receives a token when a chunk is ready
 
 	quitOnce sync.Once
-	quit     chan struct{} // closed when the caller is gone
+	quit     chan struct{}  // closed when the caller is gone; under p.mu
+	encoded  sync.WaitGroup // chunks handed out and not yet encoded
 
 	counted int  // inputs counted as done in the progress; guarded by p.progMu
 	ended   bool // guarded by p.progMu
@@ -97,7 +98,8 @@ func (p *Pool[In, Out]) take() (*chunk[In, Out], <-chan struct{}) {
 		if c.gone() {
 			p.queue[0] = nil
 			p.queue = p.queue[1:]
-			c.end()
+			c.stop()
+			p.progress(c, 0, 0)
 			continue
 		}
 		end := min(c.cursor+c.size, len(c.in))
@@ -108,6 +110,7 @@ func (p *Pool[In, Out]) take() (*chunk[In, Out], <-chan struct{}) {
 			ch.out = make([]Out, end-c.cursor)
 		}
 		c.cursor = end
+		c.encoded.Add(1) // before end() can wait: both under p.mu
 		if c.cursor == len(c.in) {
 			p.queue[0] = nil
 			p.queue = p.queue[1:]
@@ -173,12 +176,20 @@ func (c *call[In, Out]) next(ctx context.Context) (*chunk[In, Out], error) {
 }
 
 // end marks the caller gone: no more chunks are handed out, and the
-// inputs not finished leave the progress total. It is idempotent.
+// inputs not finished leave the progress total. It returns once the
+// chunks already handed out are encoded: from then on, nothing reads the
+// caller's inputs. It is idempotent.
 func (c *call[In, Out]) end() {
-	c.quitOnce.Do(func() {
-		close(c.quit)
-		c.p.progress(c, 0, 0)
-	})
+	c.p.mu.Lock()
+	c.stop()
+	c.p.mu.Unlock()
+	c.encoded.Wait()
+	c.p.progress(c, 0, 0)
+}
+
+// stop closes quit, once. The caller holds p.mu.
+func (c *call[In, Out]) stop() {
+	c.quitOnce.Do(func() { close(c.quit) })
 }
 
 // progress adds done and total to the pool's counts and reports them;

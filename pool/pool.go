@@ -163,6 +163,10 @@ func New[In, Out any](ctx context.Context, fn *Func[In, Out], cfg Config) (*Pool
 // call's chunks are stopped (their tasks' context is canceled; they exit
 // and are replaced). After [Pool.Close] it returns [ErrClosed]; when the
 // pool terminates, an error wrapping [ErrTerminated].
+//
+// Map reads inputs until it returns, however it returns, and not after:
+// the caller may reuse the slice then. The same holds for Imap and
+// ImapUnordered when the range over them ends.
 func (p *Pool[In, Out]) Map(ctx context.Context, inputs []In) ([]Out, error) {
 	out := make([]Out, len(inputs))
 	c, err := p.submit(ctx, inputs, out, nil)

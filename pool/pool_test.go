@@ -781,3 +781,39 @@ func TestDefaultWorkers(t *testing.T) {
 	}
 	assert.Len(t, pids, runtime.NumCPU(), "one worker per CPU")
 }
+
+// Once a call has returned, even early, nothing reads its inputs: the
+// caller may reuse them (the race detector watches).
+func TestInputsFreeAfterReturn(t *testing.T) {
+	testproc.CheckFDs(t)
+	p := newPool(t, square, pool.Config{Workers: 2, ChunkSize: 500})
+	in := ints(100_000)
+	canceled := 0
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Duration(i%5)*200*time.Microsecond, cancel)
+		_, err := p.Map(ctx, in)
+		if errors.Is(err, context.Canceled) {
+			canceled++
+		} else {
+			require.NoError(t, err)
+		}
+		cancel()
+		for j := range in {
+			in[j] = j
+		}
+		n := 0
+		for range p.ImapUnordered(context.Background(), in) {
+			if n++; n == 3 {
+				break
+			}
+		}
+		for j := range in {
+			in[j] = j
+		}
+	}
+	t.Logf("%d of 20 maps canceled", canceled)
+	out, err := p.Map(context.Background(), in[:10])
+	require.NoError(t, err, "the pool works on")
+	assert.Equal(t, []int{0, 1, 4, 9, 16, 25, 36, 49, 64, 81}, out)
+}

@@ -49,17 +49,19 @@ type slot[In, Out any] struct {
 	p        *Pool[In, Out]
 	w        *worker
 	inflight []*flight[In, Out]
-	buf      []byte
+	spare    [][]byte  // encoding buffers to reuse
 	quick    bool      // the worker's last chunk took less than prefetchBelow
 	last     time.Time // when the last result came
 }
 
-// flight is a chunk in a slot.
+// flight is a chunk in a slot, encoded as soon as it was taken: the
+// caller's inputs are not read after that, and a chunk sent again to a
+// fresh worker is not encoded again.
 type flight[In, Out any] struct {
 	ch     *chunk[In, Out]
+	msg    []byte
 	sent   bool // to the current worker
 	sentAt time.Time
-	msg    []byte // encoded, when held back (see send)
 }
 
 // slot runs chunks on its worker, starting a fresh one when needed, until
@@ -74,7 +76,7 @@ func (p *Pool[In, Out]) slot(w *worker) {
 		}
 		ch, wake := p.take()
 		if ch != nil {
-			s.inflight = append(s.inflight, &flight[In, Out]{ch: ch})
+			s.add(ch)
 			continue
 		}
 		if wake == nil {
@@ -107,10 +109,9 @@ func (s *slot[In, Out]) step() {
 	p := s.p
 	head := s.inflight[0].ch
 	if p.ctx.Err() != nil {
-		for _, f := range s.inflight {
-			s.fail(f.ch, p.stopErr())
+		for len(s.inflight) > 0 {
+			s.pop(p.stopErr())
 		}
-		s.inflight = s.inflight[:0]
 		return
 	}
 	if err := head.c.ctx.Err(); err != nil {
@@ -135,17 +136,13 @@ func (s *slot[In, Out]) step() {
 		return
 	}
 	if s.quick && len(s.inflight) == 1 && p.cfg.MaxTasksPerChild <= 0 {
-		if ch, _ := p.take(); ch != nil {
+		if ch, _ := p.take(); ch != nil && s.add(ch) {
 			prefetched.Add(1)
-			s.inflight = append(s.inflight, &flight[In, Out]{ch: ch})
 			if err := s.send(); err != nil {
 				s.lost(err)
 				return
 			}
 		}
-	}
-	if len(s.inflight) == 0 || s.inflight[0].ch != head {
-		return // the head failed to encode
 	}
 	err := s.receive(head)
 	switch {
@@ -153,7 +150,7 @@ func (s *slot[In, Out]) step() {
 		now := time.Now()
 		s.quick = now.Sub(later(s.inflight[0].sentAt, s.last)) < prefetchBelow
 		s.last = now
-		s.inflight = s.inflight[1:]
+		s.drop()
 		head.c.finish(head)
 		s.w.tasks += len(head.in)
 		if p.cfg.MaxTasksPerChild > 0 && s.w.tasks >= p.cfg.MaxTasksPerChild && len(s.inflight) == 0 {
@@ -170,42 +167,56 @@ func (s *slot[In, Out]) step() {
 	}
 }
 
-// send sends the chunks not sent yet to the worker, in order. A chunk that
-// cannot be encoded fails at once.
+// add encodes a chunk just taken and adds it to the slot; a chunk that
+// cannot be encoded fails at once, and add reports false.
+func (s *slot[In, Out]) add(ch *chunk[In, Out]) bool {
+	var buf []byte
+	if n := len(s.spare); n > 0 {
+		buf, s.spare = s.spare[n-1], s.spare[:n-1]
+	}
+	b, err := appendChunk(buf[:0], ch.in)
+	ch.c.encoded.Done()
+	if err != nil {
+		s.recycle(b)
+		s.fail(ch, fmt.Errorf("%w: encode the inputs: %w", errCodec, err))
+		return false
+	}
+	s.inflight = append(s.inflight, &flight[In, Out]{ch: ch, msg: b})
+	return true
+}
+
+// send sends the chunks not sent yet to the worker, in order.
 func (s *slot[In, Out]) send() error {
-	for i := 0; i < len(s.inflight); i++ {
-		f := s.inflight[i]
+	for i, f := range s.inflight {
 		if f.sent {
 			continue
 		}
-		b := f.msg
-		if b == nil {
-			var err error
-			b, err = appendChunk(s.buf[:0], f.ch.in)
-			if cap(b) <= maxKeptBuf {
-				s.buf = b
-			}
-			if err != nil {
-				s.fail(f.ch, fmt.Errorf("%w: encode the inputs: %w", errCodec, err))
-				s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
-				i--
-				continue
-			}
-		}
-		if i > 0 && len(b) > prefetchMax() {
+		if i > 0 && len(f.msg) > prefetchMax() {
 			// Too big to wait in the socket while the worker is busy:
 			// sending it could block while the worker blocks sending us
 			// the result before it. It goes when its turn comes.
-			f.msg, s.buf = b, nil
 			return nil
 		}
-		f.msg = nil
-		if err := s.w.conn.SendBytesContext(f.ch.c.ctx, b); err != nil {
+		if err := s.w.conn.SendBytesContext(f.ch.c.ctx, f.msg); err != nil {
 			return err
 		}
 		f.sent, f.sentAt = true, time.Now()
 	}
 	return nil
+}
+
+// drop removes the oldest chunk from the slot.
+func (s *slot[In, Out]) drop() {
+	s.recycle(s.inflight[0].msg)
+	s.inflight[0] = nil
+	s.inflight = s.inflight[1:]
+}
+
+// recycle keeps an encoding buffer for the next chunks.
+func (s *slot[In, Out]) recycle(b []byte) {
+	if cap(b) <= maxKeptBuf && len(s.spare) < 2 {
+		s.spare = append(s.spare, b[:0])
+	}
 }
 
 // receive reads the result of head, the oldest chunk sent.
@@ -262,8 +273,9 @@ func (s *slot[In, Out]) unsend() {
 
 // pop fails the oldest chunk with err and removes it.
 func (s *slot[In, Out]) pop(err error) {
-	s.fail(s.inflight[0].ch, err)
-	s.inflight = s.inflight[1:]
+	ch := s.inflight[0].ch
+	s.drop()
+	s.fail(ch, err)
 }
 
 // fail fails the chunk with err and hands it to its caller.
