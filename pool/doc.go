@@ -97,8 +97,8 @@
 //
 // Python's Pool feeds all workers from one shared task queue, and cannot
 // tell which task a dead worker had taken: the result never comes, and
-// map waits forever (cpython#96062, and the pool's documentation warns
-// about it). A shared queue would have the same blind spot here. The
+// map waits forever (cpython#96062, bpo-22393). A shared queue would have
+// the same blind spot here. The
 // price of the per-worker channel is that a chunk sent ahead to a worker
 // cannot be taken by another that falls idle; only quick chunks are sent
 // ahead, which bounds that cost to about a millisecond.
