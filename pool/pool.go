@@ -86,7 +86,8 @@ type Pool[In, Out any] struct {
 // every worker is ready (its initializer has run). ctx governs the
 // workers' life: when it ends, the pool terminates as with
 // [Pool.Terminate], and calls return an error wrapping [ErrTerminated] and
-// the context's error.
+// the context's error; when it ends while New waits for the workers, New
+// fails with such an error.
 //
 // The program's main must call process.Main first (a test binary's
 // TestMain), since workers are this program executed again. New fails

@@ -114,6 +114,10 @@ var (
 	failingInit = pool.RegisterInit("failing-init", func(ctx context.Context) error {
 		return errors.New("no database here")
 	})
+	hangingInit = pool.RegisterInit("hanging-init", func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
 	panickingInit = pool.RegisterInit("panicking-init", func(ctx context.Context) error {
 		panic("the initializer panicked")
 	})
@@ -528,6 +532,14 @@ func TestInitializerFails(t *testing.T) {
 	var perr *process.PanicError
 	require.ErrorAs(t, err, &perr, "how the worker ended")
 	assert.Equal(t, "the initializer panicked", perr.Value)
+	assert.Empty(t, children(t), "a failed New leaves no process")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = pool.New(ctx, square, pool.Config{Workers: 2, Init: hangingInit, Grace: time.Second})
+	require.ErrorIs(t, err, context.DeadlineExceeded, "New waits for the initializers no longer than its ctx")
+	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Empty(t, children(t), "a failed New leaves no process")
 
 	_, err = pool.New(context.Background(), square, pool.Config{Shares: map[string]process.Sharer{"mproc_pool": nil}})
