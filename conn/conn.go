@@ -35,8 +35,6 @@ var (
 // poolMax is the largest buffer kept for reuse between messages.
 const poolMax = 64 << 10
 
-var aLongTimeAgo = time.Unix(1, 0)
-
 // Conn sends and receives whole messages over one pipe or socket
 // descriptor. See the package documentation for the frame format.
 //
@@ -204,9 +202,9 @@ func (c *Conn) write(ctx context.Context, parts ...[]byte) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				w := watch(ctx, c.f.SetWriteDeadline)
+				stop := fd.WatchDeadline(ctx, c.f.SetWriteDeadline)
 				n, err = c.f.Write(p)
-				if w.stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 					return ctx.Err()
 				}
 				if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -330,9 +328,9 @@ func (c *Conn) readFirst(ctx context.Context, p []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	w := watch(ctx, c.f.SetReadDeadline)
+	stop := fd.WatchDeadline(ctx, c.f.SetReadDeadline)
 	n, err := c.f.Read(p)
-	if w.stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+	if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, ctx.Err()
 	}
 	return n, err
@@ -393,9 +391,9 @@ func (c *Conn) PollContext(ctx context.Context) (bool, error) {
 	if ctx.Done() == nil {
 		return c.waitReady()
 	}
-	w := watch(ctx, c.f.SetReadDeadline)
+	stop := fd.WatchDeadline(ctx, c.f.SetReadDeadline)
 	ok, err := c.waitReady()
-	if w.stop() && errors.Is(err, os.ErrDeadlineExceeded) {
+	if stop() && errors.Is(err, os.ErrDeadlineExceeded) {
 		return false, ctx.Err()
 	}
 	return ok, err
@@ -455,40 +453,6 @@ func (c *Conn) Close() error {
 		c.closeErr = c.f.Close()
 	})
 	return c.closeErr
-}
-
-// watcher turns the end of a context into an expired deadline.
-type watcher struct {
-	mu          sync.Mutex
-	fired, done bool
-	set         func(time.Time) error
-	stopAfter   func() bool
-}
-
-func watch(ctx context.Context, set func(time.Time) error) *watcher {
-	w := &watcher{set: set}
-	w.stopAfter = context.AfterFunc(ctx, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if !w.done {
-			w.fired = true
-			w.set(aLongTimeAgo)
-		}
-	})
-	return w
-}
-
-// stop disarms the watcher, clears the deadline if it was set, and reports
-// whether ctx had ended.
-func (w *watcher) stop() bool {
-	w.stopAfter()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
-	if w.fired {
-		w.set(time.Time{})
-	}
-	return w.fired
 }
 
 type sendBuf struct {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -40,8 +39,6 @@ var token = [1]byte{'L'}
 // takeMax is how many bytes one read takes: the token and any extra ones
 // (see ErrExtraToken), which collapse into one at every acquisition.
 const takeMax = 64
-
-var aLongTimeAgo = time.Unix(1, 0)
 
 // Lock is a mutual-exclusion lock shared by processes: a pipe holding one
 // token byte, taken to lock and written back to unlock. It implements
@@ -306,9 +303,9 @@ func (l *Lock) take(ctx context.Context) (int, error) {
 	if ctx.Done() == nil {
 		n, err = l.r.Read(b[:])
 	} else {
-		w := watch(ctx, l.r.SetReadDeadline)
+		stop := fd.WatchDeadline(ctx, l.r.SetReadDeadline)
 		n, err = l.r.Read(b[:])
-		if w.stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, ctx.Err()
 		}
 	}
@@ -348,40 +345,4 @@ func (l *Lock) give() error {
 
 func (l *Lock) closeW() {
 	l.closeWOnce.Do(func() { l.w.Close() })
-}
-
-// watcher sets a deadline in the past when ctx ends, so that a read
-// blocked in the poller returns.
-type watcher struct {
-	set       func(time.Time) error
-	stopAfter func() bool
-	mu        sync.Mutex
-	fired     bool
-	done      bool
-}
-
-func watch(ctx context.Context, set func(time.Time) error) *watcher {
-	w := &watcher{set: set}
-	w.stopAfter = context.AfterFunc(ctx, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if !w.done {
-			w.fired = true
-			w.set(aLongTimeAgo)
-		}
-	})
-	return w
-}
-
-// stop disarms the watcher, clears the deadline if it was set, and reports
-// whether ctx had ended.
-func (w *watcher) stop() bool {
-	w.stopAfter()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
-	if w.fired {
-		w.set(time.Time{})
-	}
-	return w.fired
 }
