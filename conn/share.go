@@ -67,25 +67,11 @@ func inheritFile(f *os.File) (*Conn, error) {
 		f.Close()
 		return nil, errors.Join(share.ErrWrongKind, err)
 	}
-	rc, err := f.SyscallConn()
+	// os.NewFile did not register a blocking descriptor with the poller;
+	// a nonblocking duplicate is.
+	f, err := fd.Pollable(f)
 	if err != nil {
-		f.Close()
 		return nil, err
-	}
-	blocking := false
-	rc.Control(func(d uintptr) {
-		fl, err := fd.GetFlags(int(d))
-		blocking = err == nil && !fd.Nonblocking(fl)
-	})
-	if blocking {
-		// os.NewFile did not register a blocking descriptor with the
-		// poller; a nonblocking duplicate is.
-		d, err := fd.Dup(f, f.Name())
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		f = d
 	}
 	c, err := newConn(f)
 	if err != nil {

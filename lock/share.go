@@ -82,12 +82,12 @@ func inheritFiles(files []*os.File) (*Lock, error) {
 		}
 		return nil, err
 	}
-	r, err := nonblocking(files[0])
+	r, err := fd.Pollable(files[0])
 	if err != nil {
 		files[1].Close()
 		return nil, err
 	}
-	w, err := nonblocking(files[1])
+	w, err := fd.Pollable(files[1])
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -131,28 +131,4 @@ func checkFiles(files []*os.File) error {
 		return fmt.Errorf("%w: the two descriptors of a lock are ends of different pipes", ErrWrongKind)
 	}
 	return nil
-}
-
-// nonblocking returns f itself when its descriptor is nonblocking, or else
-// a nonblocking duplicate (os.NewFile does not register a blocking
-// descriptor with the poller, so neither ctx nor Close could interrupt a
-// wait; a parent in another language may leave the pipe blocking). It owns
-// f: f is closed unless returned, also on error.
-func nonblocking(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	blocking := false
-	rc.Control(func(d uintptr) {
-		fl, err := fd.GetFlags(int(d))
-		blocking = err == nil && !fd.Nonblocking(fl)
-	})
-	if !blocking {
-		return f, nil
-	}
-	d, err := fd.Dup(f, f.Name())
-	f.Close()
-	return d, err
 }

@@ -147,3 +147,28 @@ func GetFlags(fd int) (int, error) {
 
 // Nonblocking reports whether the F_GETFL flags fl include O_NONBLOCK.
 func Nonblocking(fl int) bool { return fl&unix.O_NONBLOCK != 0 }
+
+// Pollable returns f itself when its descriptor is nonblocking, or else a
+// nonblocking duplicate: os.NewFile does not register a blocking descriptor
+// with the runtime poller, so neither a deadline (ctx) nor Close could
+// interrupt a wait on it, and a parent in another language may leave an
+// inherited descriptor blocking. Pollable owns f: f is closed unless
+// returned, also on error.
+func Pollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	blocking := false
+	rc.Control(func(d uintptr) {
+		fl, err := GetFlags(int(d))
+		blocking = err == nil && !Nonblocking(fl)
+	})
+	if !blocking {
+		return f, nil
+	}
+	d, err := Dup(f, f.Name())
+	f.Close()
+	return d, err
+}
