@@ -352,6 +352,9 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	}
 	if h.Msg != "" {
 		p.reap(w, false) // it exits by itself
+		if p.ctx.Err() != nil {
+			return nil, p.stopErr() // stopped in its initializer, which said so
+		}
 		if h.Init {
 			return nil, fmt.Errorf("%w: %s (%s)", ErrInit, h.Msg, h.Type)
 		}
