@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/mproc-go/mproc/internal/codec"
 	"github.com/mproc-go/mproc/internal/fd"
 )
 
@@ -237,7 +238,10 @@ func (c *Conn) writeErr(err error) error {
 
 // Recv receives one message and decodes it with msgpack into v, which must
 // be a pointer. A message that does not decode into v is consumed and
-// reported; the Conn remains usable.
+// reported; the Conn remains usable. A payload is checked before it is
+// decoded: one whose msgpack containers announce more elements than it has
+// bytes is refused, so that garbage never makes Recv allocate more than a
+// small multiple of the payload's size.
 //
 // Recv returns io.EOF when the peer has closed (or died) between messages,
 // io.ErrUnexpectedEOF when it went inside one, ErrClosed after Close.
@@ -253,7 +257,7 @@ func (c *Conn) RecvContext(ctx context.Context, v any) error {
 	p, err := c.recv(ctx, (*bp)[:0])
 	c.rmu.Unlock()
 	if err == nil {
-		if err = msgpack.Unmarshal(p, v); err != nil {
+		if err = codec.Unmarshal(p, v); err != nil {
 			err = fmt.Errorf("conn: decode into %T: %w", v, err)
 		}
 		if cap(p) <= poolMax {

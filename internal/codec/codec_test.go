@@ -1,0 +1,120 @@
+package codec
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+type item struct {
+	Name  string
+	N     int64
+	F     float64
+	B     []byte
+	Tags  []string
+	Attrs map[string]any
+	Ext   msgpack.RawMessage
+	Nil   *int
+	OK    bool
+	U8    uint8
+	I16   int16
+	Small float32
+}
+
+func TestCheckAcceptsWhatMsgpackWrites(t *testing.T) {
+	values := []any{
+		nil, true, false, 0, -1, -33, 127, 128, 255, 65535, 1 << 20, -1 << 40, uint64(1) << 63,
+		float32(1.5), 2.5, "", "héllo", string(make([]byte, 300)), string(make([]byte, 70000)),
+		[]byte{}, make([]byte, 300), make([]byte, 70000),
+		[]int{}, make([]int, 20), make([]int, 70000), map[string]int{}, map[string]int{"a": 1},
+		item{Name: "x", Tags: []string{"a", "b"}, Attrs: map[string]any{"k": []any{1, "2", nil}}, B: []byte{1}},
+		[]item{{}, {N: 5}},
+	}
+	for _, v := range values {
+		p, err := msgpack.Marshal(v)
+		require.NoError(t, err)
+		assert.NoError(t, Check(p), "%T %v", v, p)
+	}
+	// Extension types.
+	for _, n := range []int{1, 2, 4, 8, 16, 3, 300, 70000} {
+		var buf []byte
+		switch n {
+		case 1, 2, 4, 8, 16:
+			buf = append([]byte{0xd4 + byte(map[int]int{1: 0, 2: 1, 4: 2, 8: 3, 16: 4}[n]), 7}, make([]byte, n)...)
+		case 3:
+			buf = append([]byte{0xc7, 3, 7}, make([]byte, 3)...)
+		case 300:
+			buf = append([]byte{0xc8, 1, 44, 7}, make([]byte, 300)...)
+		case 70000:
+			buf = append([]byte{0xc9, 0, 1, 0x11, 0x70, 7}, make([]byte, 70000)...)
+		}
+		assert.NoError(t, Check(buf), "ext of %d bytes", n)
+	}
+}
+
+func TestCheckRefuses(t *testing.T) {
+	for name, p := range map[string][]byte{
+		"empty":                  {},
+		"reserved 0xc1":          {0xc1},
+		"str8 truncated length":  {0xd9},
+		"str8 truncated body":    {0xd9, 5, 'a'},
+		"fixstr truncated":       {0xa3, 'a'},
+		"array32 lying":          {0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2, 3},
+		"map32 lying":            {0xdf, 0, 0x10, 0, 0, 1, 1},
+		"fixarray short":         {0x93, 1, 2},
+		"nested lying maps":      {0x81, 0xa1, 'k', 0xdf, 0xff, 0xff, 0xff, 0xff},
+		"int64 truncated":        {0xd3, 1, 2},
+		"ext32 lying":            {0xc9, 0xff, 0xff, 0xff, 0xff, 1},
+		"fixext truncated":       {0xd8, 1, 2},
+		"map16 truncated header": {0xde, 0},
+	} {
+		err := Check(p)
+		assert.True(t, errors.Is(err, ErrMalformed), "%s: want ErrMalformed, got %v", name, err)
+		var v any
+		assert.Error(t, Unmarshal(p, &v), name)
+	}
+}
+
+// A few bytes of nested headers that each claim a huge map would make the
+// msgpack library allocate a million-element map per level.
+func TestUnmarshalBoundsAllocation(t *testing.T) {
+	var p []byte
+	for range 200 {
+		p = append(p, 0x81, 0xa1, 'k', 0xdf, 0x7f, 0xff, 0xff, 0xff)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var v any
+	err := Unmarshal(p, &v)
+	runtime.ReadMemStats(&after)
+	assert.True(t, errors.Is(err, ErrMalformed), "got %v", err)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "a refused payload allocates next to nothing")
+}
+
+func FuzzCheck(f *testing.F) {
+	for _, v := range []any{nil, 1, "x", []any{1, "a", map[string]any{"b": []byte{1}}}, item{Name: "n"}} {
+		p, _ := msgpack.Marshal(v)
+		f.Add(p)
+	}
+	f.Add([]byte{0xdf, 0x7f, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if Check(p) != nil {
+			return
+		}
+		// What Check accepts, the library decodes with allocation bounded by
+		// the payload's size.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var v any
+		_ = msgpack.Unmarshal(p, &v)
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > uint64(1<<20+1000*len(p)) {
+			t.Fatalf("decoding %d checked bytes allocated %d bytes", len(p), got)
+		}
+	})
+}
