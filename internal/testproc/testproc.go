@@ -9,7 +9,8 @@
 //	cmd := testproc.Command(t, "echo")   // killed and reaped at cleanup
 //
 // Main also runs goleak after the tests. Every registered helper must be
-// used by some test; Main fails the run otherwise.
+// used by some test (RegisterBench marks one that only benchmarks use);
+// Main fails the run otherwise.
 package testproc
 
 import (
@@ -34,6 +35,8 @@ var (
 	mu      sync.Mutex
 	helpers = map[string]func(){}
 	used    = map[string]bool{}
+	// benchOnly holds the helpers registered with RegisterBench.
+	benchOnly = map[string]bool{}
 )
 
 // Register adds a helper. Call it from init or a package-level var.
@@ -44,6 +47,15 @@ func Register(name string, fn func()) {
 		panic("testproc: helper registered twice: " + name)
 	}
 	helpers[name] = fn
+}
+
+// RegisterBench adds a helper that only benchmarks use: Main does not
+// count it as unused in a run that does not benchmark.
+func RegisterBench(name string, fn func()) {
+	Register(name, fn)
+	mu.Lock()
+	defer mu.Unlock()
+	benchOnly[name] = true
 }
 
 // IsChild reports whether this process is running a helper.
@@ -67,7 +79,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 	if code == 0 && !testing.Short() && runAll() {
 		var unused []string
 		for name := range helpers {
-			if !used[name] {
+			if !used[name] && !benchOnly[name] {
 				unused = append(unused, name)
 			}
 		}
