@@ -6,9 +6,8 @@ package main
 // and spawn start methods, measured in the same run.
 //
 // Each iteration creates what it shares, as a program starting one worker
-// does: a pipe.Duplex on our side (it becomes a queue.Queue once package
-// queue exists), a Queue on Python's. The time of one iteration runs from
-// creating the channel to the end of Wait/join; the tables show its median.
+// does: a queue.Queue on both sides. The time of one iteration runs from
+// creating the queue to the end of Wait/join; the tables show its median.
 
 import (
 	"context"
@@ -19,9 +18,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mproc-go/mproc/conn"
-	"github.com/mproc-go/mproc/pipe"
 	"github.com/mproc-go/mproc/process"
+	"github.com/mproc-go/mproc/queue"
 )
 
 //go:embed python/process_bench.py
@@ -38,13 +36,17 @@ type procItem struct {
 	Name string `msgpack:"name"`
 }
 
-// processItem runs in the child: it sends one item on the Conn "out".
+// processItem runs in the child: it puts one item on the queue "out" and
+// closes it (which flushes).
 func processItem(ctx context.Context) error {
-	out, err := conn.Inherit("out")
+	out, err := queue.Inherit[procItem]("out")
 	if err != nil {
 		return err
 	}
-	return out.SendContext(ctx, procItem{ID: 1, Name: "item"})
+	if err := out.Put(ctx, procItem{ID: 1, Name: "item"}); err != nil {
+		return err
+	}
+	return out.Close()
 }
 
 // startOne starts a child, receives its item and waits for it.
@@ -52,27 +54,24 @@ func startOne(dieWithParent bool) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	mine, theirs, err := pipe.Duplex()
+	q, err := queue.New[procItem](0)
 	if err != nil {
 		return 0, err
 	}
-	defer mine.Close()
+	defer q.Close()
 	cmd := process.Command("bench-process-item")
 	cmd.DieWithParent = dieWithParent
-	if err := cmd.Share("out", theirs); err != nil {
-		theirs.Close()
+	if err := cmd.Share("out", q); err != nil {
 		return 0, err
 	}
-	err = cmd.Start(ctx)
-	theirs.Close()
+	if err := cmd.Start(ctx); err != nil {
+		return 0, err
+	}
+	item, err := q.Get(ctx)
 	if err != nil {
-		return 0, err
-	}
-	var item procItem
-	if err := mine.RecvContext(ctx, &item); err != nil {
 		cmd.Kill()
 		cmd.Wait()
-		return 0, fmt.Errorf("receive the item: %w", err)
+		return 0, fmt.Errorf("get the item: %w", err)
 	}
 	if err := cmd.Wait(); err != nil {
 		return 0, err
