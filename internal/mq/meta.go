@@ -63,11 +63,14 @@ func readMeta(snd *os.File) (meta, error) {
 	}); err != nil {
 		return meta{}, fmt.Errorf("mq: %w", err)
 	}
+	if rerr == unix.EAGAIN {
+		return meta{}, fmt.Errorf("mq: the descriptors are not a queue's (no description packet)")
+	}
 	if rerr != nil {
 		return meta{}, fmt.Errorf("mq: read queue description: %w", rerr)
 	}
 	if n != metaLen || flags&unix.MSG_TRUNC != 0 || !bytes.Equal(b[:len(metaMagic)], []byte(metaMagic)) {
-		return meta{}, fmt.Errorf("mq: descriptors do not belong to a queue (no valid description packet)")
+		return meta{}, fmt.Errorf("mq: the descriptors are not a queue's (bad description packet)")
 	}
 	f := binary.BigEndian.Uint32(b[len(metaMagic):])
 	ms := binary.BigEndian.Uint64(b[len(metaMagic)+4:])

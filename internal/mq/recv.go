@@ -225,6 +225,11 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 	r := &q.recv
 	br := &bodyReader{r: &r.receiverState, closed: &q.closed, inline: inline, fd: bodyFD, left: int(size) - len(inline)}
 	v, derr := r.decodeFrom(bufio.NewReaderSize(br, 16))
+	if derr != nil {
+		// Tell a body that does not decode from one that is cut short
+		// (its sender died): read what is left of it.
+		io.Copy(io.Discard, br)
+	}
 	br.close()
 	if br.err != nil || br.short {
 		// The item was taken, and is gone: its sender died (or closed)

@@ -610,9 +610,13 @@ func (q *Queue[T]) streamBody(bs *bigSend) error {
 // when an item takes them little time; but the frames of a packet go to
 // one consumer, which keeps the extras for its next Gets, while other
 // consumers may be idle. So the pacer measures, while the consumers are
-// the bottleneck (the socket was full), the rate at which they drain the
+// the bottleneck (the socket is full), the rate at which they drain the
 // queue, and sizes packets to about strandBudget of their work: many
 // frames for fast consumers, one for slow ones.
+//
+// The rate is measured from one send that had to wait for room to a later
+// one: in between, the flusher sent what the consumers had drained.
+// Measuring a shorter span would time the flusher's own burst of sends.
 type pacer struct {
 	active bool
 	start  time.Time
@@ -625,18 +629,18 @@ const (
 )
 
 func (p *pacer) sent(n int, waited bool, batch *atomic.Int32) {
-	if !p.active {
-		if waited {
-			p.active, p.start, p.items = true, time.Now(), 0
+	if waited {
+		now := time.Now()
+		switch el := now.Sub(p.start); {
+		case !p.active:
+			p.active, p.start, p.items = true, now, 0
+		case el >= paceWindow:
+			k := int(float64(p.items) / el.Seconds() * strandBudget.Seconds())
+			batch.Store(int32(max(1, min(k, maxFrames))))
+			p.start, p.items = now, 0
 		}
-		return
 	}
-	p.items += n
-	el := time.Since(p.start)
-	if el < paceWindow {
-		return
+	if p.active {
+		p.items += n
 	}
-	k := int(float64(p.items) / el.Seconds() * strandBudget.Seconds())
-	batch.Store(int32(max(1, min(k, maxFrames))))
-	p.active = false
 }
