@@ -390,33 +390,5 @@ func (q *Queue[T]) Close() error {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// watch makes the end of ctx expire a deadline: it returns a function that
-// disarms the watch and reports whether ctx ended.
-func watch(ctx context.Context, set func(time.Time) error) (stop func() bool) {
-	if ctx.Done() == nil {
-		return func() bool { return false }
-	}
-	var mu sync.Mutex
-	fired, done := false, false
-	stopAfter := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			fired = true
-			set(aLongTimeAgo)
-		}
-	})
-	return func() bool {
-		stopAfter()
-		mu.Lock()
-		defer mu.Unlock()
-		done = true
-		if fired {
-			set(time.Time{})
-		}
-		return fired
-	}
-}
-
 // Closed reports whether Close has been called.
 func (q *Queue[T]) Closed() bool { return q.closed.Load() }

@@ -1,7 +1,6 @@
 package mq
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -14,6 +13,9 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/codec"
+	"github.com/mproc-go/mproc/internal/fd"
 )
 
 // The receiving side. A Get receives one whole packet with one recvmsg.
@@ -31,6 +33,7 @@ type receiver[T any] struct {
 	left     atomic.Int32 // how many
 	dec      *msgpack.Decoder
 	rd       bytes.Reader
+	bodyBuf  []byte // reused for large items' payloads (decoding copies out)
 
 	receiverState
 }
@@ -125,7 +128,7 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) (n, oobn, flags int, 
 			return 0, 0, 0, err
 		}
 	}
-	stop := watch(ctx, q.rcv.SetReadDeadline)
+	stop := fd.WatchDeadline(ctx, q.rcv.SetReadDeadline)
 	err = q.rcvRC.Read(func(d uintptr) bool {
 		if try(d) {
 			return true
@@ -202,7 +205,13 @@ func (q *Queue[T]) takeLocal() (v T, err error) {
 	return r.decode(r.buf[start:end])
 }
 
+// decode decodes the payload p, which came from another process: it is
+// checked first (codec.Check), so that msgpack headers that lie cannot make
+// the decoder allocate more than p's size.
 func (r *receiver[T]) decode(p []byte) (v T, err error) {
+	if err := codec.Check(p); err != nil {
+		return v, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	r.rd.Reset(p)
 	r.dec.ResetReader(&r.rd)
 	if err := r.dec.Decode(&v); err != nil {
@@ -212,9 +221,12 @@ func (r *receiver[T]) decode(p []byte) (v T, err error) {
 	return v, nil
 }
 
-// takeBig reads and decodes the large item announced by the stub p, whose
-// pipe is bodyFD. It decodes as the bytes arrive, so that the payload is
-// copied once, from the pipe into the value.
+// maxBodyBuf is the largest payload buffer a receiver keeps between Gets.
+const maxBodyBuf = 16 << 20
+
+// takeBig reads the large item announced by the stub p, whose pipe is
+// bodyFD, and decodes it. The payload is read whole before it is decoded,
+// so that it can be checked (see decode).
 func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 	size := binary.BigEndian.Uint64(p[4:bigHeader])
 	inline := p[bigHeader:]
@@ -224,12 +236,7 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 	}
 	r := &q.recv
 	br := &bodyReader{r: &r.receiverState, closed: &q.closed, inline: inline, fd: bodyFD, left: int(size) - len(inline)}
-	v, derr := r.decodeFrom(bufio.NewReaderSize(br, 16))
-	if derr != nil {
-		// Tell a body that does not decode from one that is cut short
-		// (its sender died): read what is left of it.
-		io.Copy(io.Discard, br)
-	}
+	payload := r.readBody(br, int(size))
 	br.close()
 	if br.err != nil || br.short {
 		// The item was taken, and is gone: its sender died (or closed)
@@ -239,8 +246,7 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 		if q.tok != nil {
 			err = errors.Join(err, q.tok.give(1))
 		}
-		var zero T
-		return zero, false, err
+		return v, false, err
 	}
 	if q.tok != nil {
 		if err := q.tok.give(1); err != nil {
@@ -248,16 +254,32 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 			return v, false, err
 		}
 	}
-	return v, true, derr
+	v, err = r.decode(payload)
+	if cap(payload) <= maxBodyBuf {
+		r.bodyBuf = payload[:0]
+	}
+	return v, true, err
 }
 
-func (r *receiver[T]) decodeFrom(rd io.Reader) (v T, err error) {
-	r.dec.ResetReader(rd)
-	if err := r.dec.Decode(&v); err != nil {
-		var zero T
-		return zero, fmt.Errorf("queue: decode into %T: %w", v, err)
+// readBody reads size bytes from br into the receiver's body buffer. The
+// buffer grows with the data past 64 MiB, whatever the stub announced.
+func (r *receiver[T]) readBody(br *bodyReader, size int) []byte {
+	buf := r.bodyBuf[:0]
+	r.bodyBuf = nil
+	if cap(buf) < size {
+		buf = make([]byte, 0, min(size, 64<<20))
 	}
-	return v, nil
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := br.Read(buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	return buf
 }
 
 // bodyReader reads the payload of a large item: the bytes of the stub,

@@ -549,7 +549,7 @@ func (q *Queue[T]) waitSend(ctx context.Context, send func(uintptr) error) error
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	stop := watch(ctx, q.snd.SetWriteDeadline)
+	stop := fd.WatchDeadline(ctx, q.snd.SetWriteDeadline)
 	var serr error
 	err := q.sndRC.Write(func(d uintptr) bool {
 		serr = send(d)

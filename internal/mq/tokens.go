@@ -202,7 +202,7 @@ func (t *tokens) take(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := watch(ctx, t.r.SetReadDeadline)
+	stop := fd.WatchDeadline(ctx, t.r.SetReadDeadline)
 	var rerr error
 	err := t.rrc.Read(func(d uintptr) bool {
 		var got bool
