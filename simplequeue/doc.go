@@ -38,8 +38,11 @@
 // The queue is one SOCK_SEQPACKET socketpair, and each item one packet: a
 // packet is sent with one system call and received whole with one, so a
 // process killed with SIGKILL at any moment leaves no partial item and
-// holds no lock. A killed consumer loses the one item it was taking; a
-// killed producer has delivered exactly the items whose Put returned. An
+// holds no lock. A killed consumer loses the items it had received and not
+// yet returned from Get: one, or up to 8 when it handles items quickly (a
+// consumer then takes several waiting items with one system call, as many
+// as about 100 µs of its work); a killed producer has delivered exactly
+// the items whose Put returned. An
 // item larger than a packet streams through a pipe of its own: if its
 // producer dies midway, the consumer drops that item alone; if its
 // consumer dies midway, the producer's Put returns an error for that item

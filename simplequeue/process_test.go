@@ -740,7 +740,9 @@ func (cr sqCrash) run(t *testing.T) {
 	for v := range putLost {
 		assert.False(t, seen[v.p][v.i], "item %d/%d, whose Put failed, was delivered", v.p, v.i)
 	}
-	assert.LessOrEqual(t, lost, kills, "a killed consumer loses at most the item it handled")
+	// A consumer that handles items quickly takes up to 8 packets (one
+	// item each) per receive (see the package documentation).
+	assert.LessOrEqual(t, lost, 8*kills, "a killed consumer loses at most the items of its last receive")
 	assert.True(t, q.Empty(), "the survivors got everything in the queue")
 	t.Logf("%d items delivered, %d lost by %d consumer kills", delivered, lost, kills)
 }

@@ -90,6 +90,7 @@ func (h *Hooks) dropped(n int) {
 // FromFiles, by several processes. Close may be called at any time.
 type Queue[T any] struct {
 	snd, rcv   *os.File // the socketpair: items are sent on snd, received on rcv
+	sndFD      int      // snd's descriptor, open until Close has waited for every call
 	sndRC      syscall.RawConn
 	rcvRC      syscall.RawConn
 	tok        *tokens // nil when unbounded
@@ -215,6 +216,7 @@ func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], err
 	if q.sndRC, err = q.snd.SyscallConn(); err != nil {
 		return nil, fmt.Errorf("mq: %w", err)
 	}
+	q.sndRC.Control(func(d uintptr) { q.sndFD = int(d) })
 	if q.rcvRC, err = q.rcv.SyscallConn(); err != nil {
 		return nil, fmt.Errorf("mq: %w", err)
 	}

@@ -93,6 +93,18 @@ func init() {
 		fmt.Println(q.recv.pending())
 		testproc.Check(q.Close(), "close")
 	})
+	// batch-get-one-and-close: take up to 8 packets in one receive, return
+	// one item, print how many this process holds, and Close, which gives
+	// the rest back, large items with their pipes.
+	testproc.Register("batch-get-one-and-close", func() {
+		q := inherit[item]("q", Hooks{})
+		q.recv.ensure()
+		q.recv.batch = maxRecvBatch
+		_, err := q.Get(context.Background())
+		testproc.Check(err, "get")
+		fmt.Println(q.recv.pending())
+		testproc.Check(q.Close(), "close")
+	})
 	// slow-consumer MS: get items, spending MS milliseconds on each, until
 	// one with I < 0; print how many.
 	testproc.Register("slow-consumer", func() {
@@ -231,54 +243,66 @@ func TestBeforeSendError(t *testing.T) {
 }
 
 // A consumer that received a packet of several items and took one gives
-// the others back on Close: none is lost.
+// the others back on Close, while other processes go on: none is lost.
 func TestCloseHandsBack(t *testing.T) {
 	testproc.CheckFDs(t)
 	q, err := New[item](0, Hooks{})
 	require.NoError(t, err)
 	defer q.Close()
 	ctx := context.Background()
-	q.send.batch.Store(16) // as the pacer would for quick consumers
-	const n = 3000         // enough to fill the socket: the rest goes in batches
-	for i := 0; i < n; i++ {
-		require.NoError(t, q.Put(ctx, item{I: i}))
+	// One packet of 5 items, as the flusher sends to quick consumers.
+	var p []byte
+	for i := 0; i < 5; i++ {
+		e, err := encode(&item{I: i}, MaxItemSize)
+		require.NoError(t, err)
+		p = append(p, e.frame()...)
+		e.release()
 	}
-	// Take the single-item packets sent directly, up to the first batch.
-	seen := make(map[int]bool)
-	for {
+	var serr error
+	require.NoError(t, q.sndRC.Control(func(d uintptr) { serr = sendPacket(int(d), p, -1) }))
+	require.NoError(t, serr)
+	gaveBack, err := strconv.Atoi(output(t, q, "get-one-and-close"))
+	require.NoError(t, err)
+	assert.Equal(t, 4, gaveBack)
+	for i := 1; i < 5; i++ {
 		v, err := q.Get(ctx)
 		require.NoError(t, err)
-		seen[v.I] = true
-		if q.recv.pending() > 0 {
-			break
-		}
+		require.Equal(t, i, v.I, "given back in order")
 	}
-	// This process now holds the rest of a batch; a child takes the next
-	// packet, one item of it, says so, and closes, while this process goes
-	// on getting.
-	kept := q.recv.pending()
-	cmd := testproc.Command(t, "get-one-and-close")
-	cmd.Stdout = nil
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, share.Add(cmd, "q", kind, q.Files()...))
-	require.NoError(t, cmd.Start())
-	var gaveBack int
-	_, err = fmt.Fscan(stdout, &gaveBack)
-	require.NoError(t, err)
-	for len(seen) < n-1 {
-		v, err := q.Get(ctx)
-		require.NoError(t, err)
-		require.False(t, seen[v.I], "item %d twice", v.I)
-		seen[v.I] = true
-	}
-	require.NoError(t, testproc.WaitTimeout(cmd, 10*time.Second))
-	assert.Equal(t, n-1, len(seen), "every item but the child's one arrived")
 	assert.True(t, q.Empty())
-	t.Logf("this process kept %d, the child gave back %d", kept, gaveBack)
-	if gaveBack == 0 {
-		t.Log("the child got a packet of one item: nothing to give back this time")
+}
+
+// A consumer that took several packets at once, large items among them,
+// and returned one item gives the others back on Close, intact.
+func TestCloseHandsBackReceivedPackets(t *testing.T) {
+	testproc.CheckFDs(t)
+	q, err := NewSync[item](Hooks{})
+	require.NoError(t, err)
+	defer q.Close()
+	ctx := context.Background()
+	const n = 10
+	mk := func(i int) item {
+		if i%3 == 1 {
+			return item{I: i, S: strings.Repeat(strconv.Itoa(i), 100<<10)} // larger than a packet
+		}
+		return item{I: i, S: "small"}
 	}
+	for i := 0; i < n; i++ {
+		require.NoError(t, q.Put(ctx, mk(i)))
+	}
+	held, err := strconv.Atoi(output(t, q, "batch-get-one-and-close"))
+	require.NoError(t, err)
+	assert.Equal(t, maxRecvBatch-1, held, "the child held the rest of its batch")
+	seen := map[int]bool{}
+	for i := 0; i < n-1; i++ {
+		v, err := q.Get(ctx)
+		require.NoError(t, err)
+		require.Equal(t, mk(v.I), v, "item %d intact", v.I)
+		require.False(t, seen[v.I])
+		seen[v.I] = true
+	}
+	assert.False(t, seen[0], "the child's item")
+	assert.True(t, q.Empty())
 }
 
 // Slow consumers get one item per packet: neither of two consumers that

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
@@ -18,22 +19,55 @@ import (
 	"github.com/mproc-go/mproc/internal/fd"
 )
 
-// The receiving side. A Get receives one whole packet with one recvmsg.
-// When the packet carries several frames, the process has taken them all:
-// Get returns the first and keeps the others, in order, for the next Gets
-// of this process (Close hands back those no Get took). Gets of one
-// process are serialized by rsem, so that only one goroutine waits in the
-// poller on the socket and owns its read deadline; across processes they
-// race freely, and the kernel gives each packet to exactly one of them.
+// The receiving side. A Get receives whole packets, one recvmsg each, or
+// several with one recvmmsg when this process handles items quickly (see
+// below). When a packet carries several frames, or several packets came
+// at once, the process has taken them all: Get returns the first item and
+// keeps the others, in order, for the next Gets of this process (Close
+// hands back those no Get took). Gets of one process are serialized by
+// rsem, so that only one goroutine waits in the poller on the socket and
+// owns its read deadline; across processes they race freely, and the
+// kernel gives each packet to exactly one of them.
+//
+// Several packets per receive matter for a synchronous queue, whose
+// packets carry one item each (a buffered queue's producers pack several
+// items per packet instead). How many is the consumer's side of the pacer
+// of send.go: about strandBudget of this process's own work, measured as
+// the time between receives, less the time spent waiting, per item
+// returned. A process that spends a millisecond on each item takes one
+// packet at a time, so that it never sits on items another consumer could
+// be handling.
+
+// maxRecvBatch is the most packets one receive takes.
+const maxRecvBatch = 8
+
+// slot is a buffer for one received packet.
+type slot struct {
+	buf, oob       []byte
+	n, oobn, flags int
+	items          int // the items it carries, for pending
+}
 
 type receiver[T any] struct {
-	buf      []byte // the last packet received
-	oob      []byte
-	off, end int          // buf[off:end] holds the frames not yet taken
-	left     atomic.Int32 // how many
-	dec      *msgpack.Decoder
-	rd       bytes.Reader
-	bodyBuf  []byte // reused for large items' payloads (decoding copies out)
+	slots     []slot // slots[0] always; up to maxRecvBatch when batching
+	cur       int    // the slot whose frames are being taken
+	next, got int    // slots[next:got] are received and not yet unpacked
+	off, end  int    // slots[cur].buf[off:end] holds frames not yet taken
+	left      atomic.Int32
+	queued    atomic.Int32 // items in slots[next:got]
+	dec       *msgpack.Decoder
+	rd        bytes.Reader
+	bodyBuf   []byte // reused for large items' payloads (decoding copies out)
+	hdrs      []unix.Mmsghdr
+	iovs      []unix.Iovec
+
+	// The consumer's pacer.
+	batch    int           // packets per receive
+	lastRecv time.Time     // when the last receive began
+	waited   time.Duration // of which waiting for a packet
+	taken    int           // items returned since
+	work     time.Duration // per item, smoothed
+	frames   float64       // items per packet, smoothed
 
 	receiverState
 }
@@ -48,15 +82,34 @@ type receiverState struct {
 // the kernel discards the rest (and closes them): ours carry one.
 const maxRights = 8
 
-func (r *receiver[T]) pending() int { return int(r.left.Load()) }
+func (r *receiver[T]) pending() int { return int(r.left.Load() + r.queued.Load()) }
 
 func (r *receiver[T]) ensure() {
-	if r.buf == nil {
-		r.buf = make([]byte, maxPacket)
-		r.oob = make([]byte, unix.CmsgSpace(4*maxRights))
+	if r.slots == nil {
+		r.slots = []slot{newSlot()}
 		r.dec = msgpack.NewDecoder(nil)
 		r.dec.UsePreallocateValues(true)
+		r.batch, r.frames = 1, 1
 	}
+}
+
+func newSlot() slot {
+	return slot{buf: make([]byte, maxPacket), oob: make([]byte, unix.CmsgSpace(4*maxRights))}
+}
+
+// pace sets how many packets the coming receive takes, from the work
+// per item since the last one.
+func (r *receiver[T]) pace(now time.Time) {
+	if r.taken > 0 && !r.lastRecv.IsZero() {
+		w := (now.Sub(r.lastRecv) - r.waited) / time.Duration(r.taken)
+		r.work = (3*r.work + w) / 4
+		k := maxRecvBatch
+		if per := float64(r.work) * r.frames; per > 0 {
+			k = int(float64(strandBudget) / per)
+		}
+		r.batch = max(1, min(k, maxRecvBatch))
+	}
+	r.lastRecv, r.waited, r.taken = now, 0, 0
 }
 
 // Get removes and returns the oldest item, waiting until there is one,
@@ -95,41 +148,65 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 		if r.left.Load() > 0 {
 			return q.takeLocal()
 		}
-		n, oobn, flags, err := q.receive(ctx, wait)
-		if err != nil {
-			return v, err
+		if r.next == r.got {
+			if err := q.receive(ctx, wait); err != nil {
+				return v, err
+			}
 		}
-		v, ok, err := q.unpack(n, oobn, flags)
+		r.cur = r.next
+		r.next++
+		s := &r.slots[r.cur]
+		r.queued.Add(-int32(s.items))
+		v, ok, err := q.unpack(s.n, s.oobn, s.flags)
 		if ok || err != nil {
 			return v, err
 		}
 	}
 }
 
-// receive receives one packet into r.buf.
-func (q *Queue[T]) receive(ctx context.Context, wait bool) (n, oobn, flags int, err error) {
+// receive receives one packet, or up to r.batch of them, into r.slots;
+// the caller has unpacked every earlier one.
+func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 	r := &q.recv
+	k := 1
+	if q.sync {
+		r.pace(time.Now())
+		k = r.batch
+	}
+	for len(r.slots) < k {
+		r.slots = append(r.slots, newSlot())
+	}
 	var rerr error
 	try := func(d uintptr) bool {
-		n, oobn, flags, rerr = recvPacket(int(d), r.buf, r.oob, 0)
+		if k == 1 {
+			s := &r.slots[0]
+			s.n, s.oobn, s.flags, rerr = recvPacket(int(d), s.buf, s.oob, 0)
+			if rerr == nil {
+				r.got = 1
+			}
+		} else {
+			r.got, rerr = r.recvBatch(int(d), k)
+		}
 		return rerr != unix.EAGAIN
 	}
+	r.next, r.got = 0, 0
 	if !wait || ctx.Done() != nil {
 		if err := q.rcvRC.Control(func(d uintptr) { try(d) }); err != nil {
-			return 0, 0, 0, q.recvErr(err)
+			return q.recvErr(err)
 		}
 		if rerr != unix.EAGAIN {
-			return n, oobn, flags, q.recvErr(rerr)
+			return q.received(rerr)
 		}
 		if !wait {
-			return 0, 0, 0, ErrEmpty
+			return ErrEmpty
 		}
 		if err := ctx.Err(); err != nil {
-			return 0, 0, 0, err
+			return err
 		}
 	}
+	start := time.Now()
 	stop := fd.WatchDeadline(ctx, q.rcv.SetReadDeadline)
-	err = q.rcvRC.Read(func(d uintptr) bool {
+	err := q.rcvRC.Read(func(d uintptr) bool {
 		if try(d) {
 			return true
 		}
@@ -138,13 +215,59 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) (n, oobn, flags int, 
 		}
 		return false
 	})
+	r.waited = time.Since(start)
 	if stop() && errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, 0, 0, ctx.Err()
+		return ctx.Err()
 	}
-	if err == nil {
-		err = rerr
+	if err != nil {
+		return q.recvErr(err)
 	}
-	return n, oobn, flags, q.recvErr(err)
+	return q.received(rerr)
+}
+
+// received completes a receive: it counts the items of the packets kept
+// for later.
+func (q *Queue[T]) received(err error) error {
+	r := &q.recv
+	if err != nil {
+		r.got = 0
+		return q.recvErr(err)
+	}
+	n := 0
+	for i := 0; i < r.got; i++ {
+		s := &r.slots[i]
+		s.items = 1
+		if s.oobn == 0 && !isBig(s.buf[:s.n]) {
+			s.items = max(1, countFrames(s.buf[:s.n]))
+		}
+		n += s.items
+	}
+	r.frames = (3*r.frames + float64(n)/float64(r.got)) / 4
+	r.queued.Add(int32(n))
+	return nil
+}
+
+// recvBatch receives up to k packets with one recvmmsg.
+func (r *receiver[T]) recvBatch(sfd, k int) (int, error) {
+	if len(r.hdrs) < k {
+		r.hdrs = make([]unix.Mmsghdr, maxRecvBatch)
+		r.iovs = make([]unix.Iovec, maxRecvBatch)
+	}
+	for i := 0; i < k; i++ {
+		s := &r.slots[i]
+		r.iovs[i].Base = &s.buf[0]
+		r.iovs[i].SetLen(len(s.buf))
+		h := &r.hdrs[i].Hdr
+		*h = unix.Msghdr{Iov: &r.iovs[i], Control: &s.oob[0]}
+		h.SetIovlen(1)
+		h.SetControllen(len(s.oob))
+	}
+	n, err := recvPackets(sfd, r.hdrs[:k])
+	for i := 0; i < n; i++ {
+		s, h := &r.slots[i], &r.hdrs[i]
+		s.n, s.oobn, s.flags = int(h.Len), int(h.Hdr.Controllen), int(h.Hdr.Flags)
+	}
+	return n, err
 }
 
 func (q *Queue[T]) recvErr(err error) error {
@@ -162,15 +285,16 @@ func (q *Queue[T]) recvErr(err error) error {
 // item that is dropped also gives ok false.
 func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 	r := &q.recv
+	cur := &r.slots[r.cur]
 	var fds []int
 	if oobn > 0 {
-		fds, err = rightsOf(r.oob[:oobn])
+		fds, err = rightsOf(cur.oob[:oobn])
 		if err != nil {
 			closeFDs(fds)
 			return v, false, fmt.Errorf("%w: ancillary data: %v", ErrCorrupt, err)
 		}
 	}
-	p := r.buf[:n]
+	p := cur.buf[:n]
 	switch {
 	case flags&unix.MSG_TRUNC != 0:
 		closeFDs(fds)
@@ -194,7 +318,8 @@ func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 // takeLocal returns the next frame kept from the last packet.
 func (q *Queue[T]) takeLocal() (v T, err error) {
 	r := &q.recv
-	start, end, _ := nextFrame(r.buf[:r.end], r.off)
+	buf := r.slots[r.cur].buf
+	start, end, _ := nextFrame(buf[:r.end], r.off)
 	if q.tok != nil {
 		if err := q.tok.give(1); err != nil {
 			return v, err // the item stays, first in line
@@ -202,7 +327,8 @@ func (q *Queue[T]) takeLocal() (v T, err error) {
 	}
 	r.off = end
 	r.left.Add(-1)
-	return r.decode(r.buf[start:end])
+	r.taken++
+	return r.decode(buf[start:end])
 }
 
 // decode decodes the payload p, which came from another process: it is
@@ -254,6 +380,7 @@ func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
 			return v, false, err
 		}
 	}
+	r.taken++
 	v, err = r.decode(payload)
 	if cap(payload) <= maxBodyBuf {
 		r.bodyBuf = payload[:0]
@@ -381,23 +508,48 @@ func (r *receiver[T]) interrupt() {
 	}
 }
 
-// handBack gives back to the queue the frames this process received and
-// no Get took (Close). They keep their slots, and skip the hooks: they
-// were counted when first sent.
+// handBack gives back to the queue the items this process received and
+// no Get took (Close): the frames left of the current packet and the
+// packets received with it. They keep their slots, and skip the hooks:
+// they were counted when first sent.
 func (q *Queue[T]) handBack() error {
 	r := &q.recv
-	k := int(r.left.Load())
-	if k == 0 {
+	var chunks []*chunk
+	if k := int(r.left.Load()); k > 0 {
+		c := getChunk()
+		c.b = append(c.b[:0], r.slots[r.cur].buf[r.off:r.end]...)
+		c.n = k
+		chunks = append(chunks, c)
+		r.left.Store(0)
+	}
+	for ; r.next < r.got; r.next++ {
+		s := &r.slots[r.next]
+		c := getChunk()
+		c.b = append(c.b[:0], s.buf[:s.n]...)
+		c.n = s.items
+		if s.oobn > 0 {
+			fds, err := rightsOf(s.oob[:s.oobn])
+			if err != nil || len(fds) != 1 || !isBig(c.b) {
+				// Not a packet of ours: drop it, as Get would have.
+				closeFDs(fds)
+				putChunk(c)
+				continue
+			}
+			c.rights = fds[0]
+		}
+		chunks = append(chunks, c)
+	}
+	r.queued.Store(0)
+	if len(chunks) == 0 {
 		return nil
 	}
-	c := getChunk()
-	c.b = append(c.b[:0], r.buf[r.off:r.end]...)
-	c.n, c.handback = k, true
-	r.left.Store(0)
 	s := &q.send
 	s.mu.Lock()
-	s.backlog = append(s.backlog, c)
-	s.queued += k
+	for _, c := range chunks {
+		c.handback = true
+		s.backlog = append(s.backlog, c)
+		s.queued += c.n
+	}
 	s.wake(q)
 	s.mu.Unlock()
 	return nil

@@ -29,9 +29,10 @@ type chunk struct {
 	big      *encBuf // a large item
 	prep     *bigSend
 	handback bool // items Close gives back: no hooks, they were counted
+	rights   int  // a handed-back large item's pipe, sent with b; -1: none
 }
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, 0, maxPacket)} }}
+var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, 0, maxPacket), rights: -1} }}
 
 func getChunk() *chunk { return chunkPool.Get().(*chunk) }
 
@@ -39,7 +40,7 @@ func putChunk(c *chunk) {
 	if c.big != nil {
 		return
 	}
-	c.b, c.n, c.handback = c.b[:0], 0, false
+	c.b, c.n, c.handback, c.rights = c.b[:0], 0, false, -1
 	chunkPool.Put(c)
 }
 
@@ -211,10 +212,7 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 		return false, nil, err
 	}
 	if !e.big() {
-		var serr error
-		if err := q.sndRC.Control(func(d uintptr) { serr = sendPacket(int(d), e.frame(), -1) }); err != nil {
-			serr = err
-		}
+		serr := sendPacket(q.sndFD, e.frame(), -1) // see putSync
 		if serr == nil {
 			return true, nil, nil
 		}
@@ -248,7 +246,7 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 // enqueue appends e to the backlog. The caller holds s.mu.
 func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend) {
 	if e.big() {
-		s.backlog = append(s.backlog, &chunk{big: e.keep(), prep: prep})
+		s.backlog = append(s.backlog, &chunk{big: e.keep(), prep: prep, rights: -1})
 	} else {
 		f := e.frame()
 		var last *chunk
@@ -309,6 +307,18 @@ func (s *sender[T]) run(q *Queue[T]) {
 func (s *sender[T]) sendChunk(q *Queue[T], c *chunk) {
 	if c.big != nil {
 		s.sendBig(q, c)
+		return
+	}
+	if c.rights >= 0 {
+		// A large item's stub handed back by Close, with its pipe.
+		waited, err := q.sendWait(nil, c.b, c.rights)
+		unix.Close(c.rights)
+		if err != nil {
+			q.hooks.dropped(1)
+			s.fail(q, 1, err)
+		}
+		s.sent(1, waited)
+		putChunk(c)
 		return
 	}
 	for off := 0; off < len(c.b); {
@@ -423,7 +433,11 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) {
 	var serr error
 	err = q.sndRC.Write(func(d uintptr) bool {
-		serr = sendPacket2(int(d), hdr, p, rights)
+		if len(hdr) == 0 {
+			serr = sendPacket(int(d), p, rights)
+		} else {
+			serr = sendPacket2(int(d), hdr, p, rights)
+		}
 		if serr == unix.EAGAIN {
 			waited = true
 			return false
@@ -504,17 +518,32 @@ func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
 	if err := q.hooks.beforeSend(1); err != nil {
 		return err
 	}
-	var bs *bigSend
-	send := func(d uintptr) error { return sendPacket(int(d), e.frame(), -1) }
-	if e.big() {
-		var err error
-		if bs, err = prepareBig(e.payload()); err != nil {
-			q.hooks.sendFailed(1)
-			return err
+	if !e.big() {
+		// The common case, without the poller's bookkeeping: snd stays
+		// open while any call is under way (Close closes it last).
+		serr := sendPacket(q.sndFD, e.frame(), -1)
+		if serr == nil {
+			return nil
 		}
-		defer bs.close()
-		send = func(d uintptr) error { return bs.sendStub(int(d)) }
+		if serr == unix.EAGAIN && wait {
+			serr = q.waitSend(ctx, func(d uintptr) error { return sendPacket(int(d), e.frame(), -1) })
+		} else if serr == unix.EAGAIN {
+			serr = ErrFull
+		} else {
+			serr = sendError(serr)
+		}
+		if serr != nil {
+			q.hooks.sendFailed(1)
+		}
+		return serr
 	}
+	bs, err := prepareBig(e.payload())
+	if err != nil {
+		q.hooks.sendFailed(1)
+		return err
+	}
+	defer bs.close()
+	send := func(d uintptr) error { return bs.sendStub(int(d)) }
 	var serr error
 	if err := q.sndRC.Control(func(d uintptr) { serr = send(d) }); err != nil {
 		serr = closedErr(err)
@@ -532,10 +561,7 @@ func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
 		q.hooks.sendFailed(1)
 		return serr
 	}
-	if bs != nil {
-		return q.streamBody(bs)
-	}
-	return nil
+	return q.streamBody(bs)
 }
 
 // waitSend waits for room and sends, honouring ctx and Close. The caller

@@ -11,7 +11,23 @@ import (
 
 // sendPacket sends p as one packet on the socket sfd, with the descriptor
 // rights attached (SCM_RIGHTS) when rights >= 0.
-func sendPacket(sfd int, p []byte, rights int) error { return sendPacket2(sfd, nil, p, rights) }
+func sendPacket(sfd int, p []byte, rights int) error {
+	if rights >= 0 || len(p) == 0 {
+		return sendPacket2(sfd, nil, p, rights)
+	}
+	// send(2) spares the kernel the message header and iovec of sendmsg.
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(sfd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+			unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}
 
 // sendPacket2 sends hdr followed by p as one packet.
 func sendPacket2(sfd int, hdr, p []byte, rights int) error {
@@ -99,5 +115,21 @@ func rightsOf(oob []byte) ([]int, error) {
 func closeFDs(fds []int) {
 	for _, d := range fds {
 		unix.Close(d)
+	}
+}
+
+// recvPackets receives up to len(hdrs) packets from the socket sfd with
+// one recvmmsg, without waiting; descriptors arrive close-on-exec.
+func recvPackets(sfd int, hdrs []unix.Mmsghdr) (int, error) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(sfd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)),
+			unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
 	}
 }
