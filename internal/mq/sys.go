@@ -7,7 +7,11 @@ import (
 )
 
 // The raw socket calls, without the allocations of unix.Sendmsg and
-// unix.Recvmsg. They never block: callers wait in the runtime poller.
+// unix.Recvmsg. They never block (MSG_DONTWAIT): callers wait in the
+// runtime poller. So they are made with RawSyscall, which spares the
+// scheduler's bookkeeping around a system call that may block; that
+// bookkeeping (and the sysmon wake-ups it brings) cost as much as the
+// kernel's work for a small item.
 
 // sendPacket sends p as one packet on the socket sfd, with the descriptor
 // rights attached (SCM_RIGHTS) when rights >= 0.
@@ -17,7 +21,7 @@ func sendPacket(sfd int, p []byte, rights int) error {
 	}
 	// send(2) spares the kernel the message header and iovec of sendmsg.
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(sfd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(sfd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
 			unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
@@ -52,7 +56,7 @@ func sendPacket2(sfd int, hdr, p []byte, rights int) error {
 		msg.SetControllen(len(oob))
 	}
 	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(sfd), uintptr(unsafe.Pointer(&msg)),
+		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(sfd), uintptr(unsafe.Pointer(&msg)),
 			unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		switch e {
 		case 0:
@@ -80,7 +84,7 @@ func recvPacket(sfd int, buf, oob []byte, flags int) (n, oobn, rflags int, err e
 		msg.SetControllen(len(oob))
 	}
 	for {
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(sfd), uintptr(unsafe.Pointer(&msg)),
+		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(sfd), uintptr(unsafe.Pointer(&msg)),
 			uintptr(flags|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC))
 		switch e {
 		case 0:
@@ -122,7 +126,7 @@ func closeFDs(fds []int) {
 // one recvmmsg, without waiting; descriptors arrive close-on-exec.
 func recvPackets(sfd int, hdrs []unix.Mmsghdr) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(sfd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)),
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(sfd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)),
 			unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, 0, 0)
 		switch e {
 		case 0:
