@@ -154,15 +154,15 @@ func queueOpen[T any](kind string) (queueOps[T], error) {
 }
 
 func runQueue(cfg *config) error {
-	type result struct{ mproc, python float64 } // items/s (bytes/s when sized)
+	type result struct{ mproc, python, mcpu, pcpu float64 } // items/s (bytes/s when sized); CPU ns per item
 	runs := make([][]result, len(queueCases))
 	for run := range cfg.count {
 		fmt.Fprintf(os.Stderr, "bench: queue run %d/%d\n", run+1, cfg.count)
 		for ci, c := range queueCases {
-			r := result{mproc: math.NaN(), python: math.NaN()}
+			r := result{mproc: math.NaN(), python: math.NaN(), mcpu: math.NaN(), pcpu: math.NaN()}
 			sides := []func() error{
-				func() (err error) { r.mproc, err = queueMeasure(cfg, c); return err },
-				func() (err error) { r.python, err = queuePythonMeasure(cfg, c); return err },
+				func() (err error) { r.mproc, r.mcpu, err = queueMeasure(cfg, c); return err },
+				func() (err error) { r.python, r.pcpu, err = queuePythonMeasure(cfg, c); return err },
 			}
 			if (run+ci)%2 == 1 { // who goes first changes from case to case and run to run
 				sides[0], sides[1] = sides[1], sides[0]
@@ -175,12 +175,15 @@ func runQueue(cfg *config) error {
 			runs[ci] = append(runs[ci], r)
 		}
 	}
-	t := newTable("case", "mproc", "python", "mproc/python", "range (runs)", "target")
+	t := newTable("case", "mproc", "python", "mproc/python", "range (runs)", "target",
+		"CPU/item mproc", "CPU/item python", "python/mproc CPU")
 	for ci, c := range queueCases {
-		var ms, ps, ratios []float64
+		var ms, ps, ratios, mc, pc, cpuRatios []float64
 		for _, r := range runs[ci] {
 			ms, ps = append(ms, r.mproc), append(ps, r.python)
 			ratios = append(ratios, r.mproc/r.python)
+			mc, pc = append(mc, r.mcpu), append(pc, r.pcpu)
+			cpuRatios = append(cpuRatios, r.pcpu/r.mcpu)
 		}
 		lo, hi := minMax(ratios)
 		ratio := median(ratios)
@@ -198,24 +201,26 @@ func runQueue(cfg *config) error {
 			cell = fmtBytesRate
 		}
 		t.row(c.label(), cell(median(ms)), cell(median(ps)), fmtRatio(ratio),
-			fmtRatio(lo)+"-"+fmtRatio(hi), verdict)
+			fmtRatio(lo)+"-"+fmtRatio(hi), verdict,
+			fmtDur(median(mc)), fmtDur(median(pc)), fmtRatio(median(cpuRatios)))
 	}
-	return t.write(cfg.out, "queue: 1 producer process -> N consumer processes, items got per second (1 MiB: bytes/s)")
+	return t.write(cfg.out, "queue: 1 producer process -> N consumer processes, items got per second (1 MiB: bytes/s);\n"+
+		"CPU/item: CPU time of all the case's processes per item, which load elsewhere disturbs less than wall-clock rates")
 }
 
 // queueMeasure runs one mproc measurement of c and returns items/s (bytes/s
-// for sized items).
-func queueMeasure(cfg *config, c queueCase) (float64, error) {
+// for sized items) and the CPU time of its processes per item, in ns.
+func queueMeasure(cfg *config, c queueCase) (rate, cpu float64, err error) {
 	if c.size > 0 {
 		return queueMeasureT[[]byte](cfg, c)
 	}
 	return queueMeasureT[smallMsg](cfg, c)
 }
 
-func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
+func queueMeasureT[T any](cfg *config, c queueCase) (rate, cpu float64, err error) {
 	share, closeQ, err := queueCreate[T](c.kind, c.maxsize)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer closeQ()
 	setup := func(cmd *exec.Cmd) error { return share(cmd) }
@@ -234,7 +239,7 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 			return setup(cmd)
 		})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		kids = append(kids, k)
 	}
@@ -246,14 +251,14 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 			return setup(cmd)
 		})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	kids = append(kids, prod)
 	closeQ() // the parent's copy: the children hold theirs
 	timeout := 60*time.Second + 100*cfg.duration
 	for _, k := range kids {
 		if err := k.wait(timeout); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	var n int
@@ -261,7 +266,7 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 	for _, out := range outs {
 		var s queueStats
 		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-			return 0, fmt.Errorf("consumer output %q: %w", out.String(), err)
+			return 0, 0, fmt.Errorf("consumer output %q: %w", out.String(), err)
 		}
 		if s.N == 0 {
 			continue
@@ -274,42 +279,49 @@ func queueMeasureT[T any](cfg *config, c queueCase) (float64, error) {
 			Joined int64 `json:"joined"`
 		}
 		if err := json.Unmarshal(prodOut.Bytes(), &j); err != nil {
-			return 0, fmt.Errorf("producer output %q: %w", prodOut.String(), err)
+			return 0, 0, fmt.Errorf("producer output %q: %w", prodOut.String(), err)
 		}
 		last = max(last, j.Joined)
 	}
 	if n == 0 || last <= first {
-		return math.NaN(), nil
+		return math.NaN(), math.NaN(), nil
 	}
-	return float64(n) * float64(max(c.size, 1)) / time.Duration(last-first).Seconds(), nil
+	var used time.Duration
+	for _, k := range kids {
+		used += k.cmd.ProcessState.UserTime() + k.cmd.ProcessState.SystemTime()
+	}
+	rate = float64(n) * float64(max(c.size, 1)) / time.Duration(last-first).Seconds()
+	return rate, float64(used.Nanoseconds()) / float64(n), nil
 }
 
 // queuePythonMeasure runs the same case through queue_bench.py.
-func queuePythonMeasure(cfg *config, c queueCase) (float64, error) {
+func queuePythonMeasure(cfg *config, c queueCase) (rate, cpu float64, err error) {
 	if cfg.python == "" {
-		return math.NaN(), nil
+		return math.NaN(), math.NaN(), nil
 	}
 	out, err := runPython(cfg, "queue_bench.py", queuePython, 120*time.Second+200*cfg.duration,
 		"--case", c.python, "--consumers", strconv.Itoa(c.consumers),
 		"--duration", strconv.FormatFloat(cfg.duration.Seconds(), 'f', -1, 64))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var r struct {
 		Items   int     `json:"items"`
 		Seconds float64 `json:"seconds"`
 		Bytes   float64 `json:"bytes"`
+		CPU     float64 `json:"cpu"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, fmt.Errorf("python output %q: %w", out, err)
+		return 0, 0, fmt.Errorf("python output %q: %w", out, err)
 	}
-	if r.Seconds <= 0 {
-		return math.NaN(), nil
+	if r.Seconds <= 0 || r.Items == 0 {
+		return math.NaN(), math.NaN(), nil
 	}
+	cpu = r.CPU * 1e9 / float64(r.Items)
 	if c.size > 0 {
-		return r.Bytes / r.Seconds, nil
+		return r.Bytes / r.Seconds, cpu, nil
 	}
-	return float64(r.Items) / r.Seconds, nil
+	return float64(r.Items) / r.Seconds, cpu, nil
 }
 
 // queueProduce (child): args kind, size, duration, consumers. Puts for

@@ -8,8 +8,9 @@ Run by `go run ./bench queue` (embedded in the binary); standalone:
 Standard library only, so any python3 works. One producer process puts for
 --duration seconds, then one None per consumer; --consumers processes get
 until None and report how many items they got and when they got the first
-and the last. Prints one JSON object: {"items": N, "seconds": S, "bytes": B},
-S from the first item got by any consumer to the last.
+and the last. Prints one JSON object: {"items": N, "seconds": S, "bytes": B,
+"cpu": C}, S from the first item got by any consumer to the last, C the CPU
+seconds (user and system) of all the processes of the case.
 
 Cases (CASES below; add one by adding a producer/consumer pair):
   simplequeue  SimpleQueue, the small dict
@@ -23,6 +24,7 @@ Cases (CASES below; add one by adding a producer/consumer pair):
 import argparse
 import json
 import multiprocessing as mp
+import resource
 import time
 
 MSG = {"id": 123456, "kind": "sample", "score": 3.25, "tags": ["alpha", "beta"], "ok": True}
@@ -31,7 +33,7 @@ MSG = {"id": 123456, "kind": "sample", "score": 3.25, "tags": ["alpha", "beta"],
 def produce(q, duration, size, nconsumers, results):
     deadline = time.monotonic() + duration
     msg = dict(MSG)
-    payload = bytes(i % 256 for i in range(size)) if size else None
+    payload = bytes(range(256)) * (size // 256) if size else None
     every = 64 if size < 65536 else 1
     i = 0
     while True:
@@ -99,7 +101,10 @@ def run(case, nconsumers, duration):
     firsts = [s[1] for s in stats if s[0]]
     lasts = [s[2] for s in stats if s[0]]
     seconds = max(lasts + joined) - min(firsts) if firsts else 0.0
-    return {"items": items, "seconds": seconds, "bytes": items * size}
+    # CPU time of every process of the case (all joined above; the
+    # results queue's own cost is in it, as a Go consumer's print is).
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"items": items, "seconds": seconds, "bytes": items * size, "cpu": ru.ru_utime + ru.ru_stime}
 
 
 def main():
