@@ -179,6 +179,13 @@ func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 		return nil, fmt.Errorf("mq: a queue has 2 or 4 descriptors, got %d", len(files))
 	}
 	for i, f := range files {
+		// A parent in another language may have left them blocking.
+		f, err := fd.Pollable(f)
+		if err != nil {
+			files[i] = nil
+			return nil, fmt.Errorf("mq: descriptor %d: %w", i, err)
+		}
+		files[i] = f
 		in, err := fd.FileStat(f)
 		if err != nil {
 			return nil, fmt.Errorf("mq: descriptor %d: %w", i, err)
@@ -232,7 +239,9 @@ func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], err
 
 func closeAll(files []*os.File) {
 	for _, f := range files {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
