@@ -35,21 +35,13 @@ func (jq *Queue[T]) Share(cmd *exec.Cmd, name string) error {
 // flushed at a child's exit through process.Main; a program that exits
 // another way should Close the queue.
 func Inherit[T any](name string) (*Queue[T], error) {
-	obj, err := share.Inherit(name, Kind, func(files []*os.File) (any, error) {
+	return share.InheritAs(name, Kind, func(files []*os.File) (*Queue[T], error) {
 		jq, err := fromFiles[T](files)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
 		}
 		return jq, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	jq, ok := obj.(*Queue[T])
-	if !ok {
-		return nil, fmt.Errorf("joinable: %q was already inherited as a %T, not a %T", name, obj, jq)
-	}
-	return jq, nil
 }
 
 func fromFiles[T any](files []*os.File) (*Queue[T], error) {

@@ -52,20 +52,11 @@ func (q *Queue[T]) Share(cmd *exec.Cmd, name string) error {
 // The queue's flush is registered to run at a child's exit (see
 // process.Main); Close removes it.
 func Inherit[T any](name string) (*Queue[T], error) {
-	obj, err := share.Inherit(name, Kind, func(files []*os.File) (any, error) {
+	return share.InheritAs(name, Kind, func(files []*os.File) (*Queue[T], error) {
 		q, err := mq.FromFiles[T](files, mq.Hooks{})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
 		}
 		return &Queue[T]{q: q}, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	q, ok := obj.(*Queue[T])
-	if !ok {
-		var want *Queue[T]
-		return nil, fmt.Errorf("queue: %q was already inherited as a %T, not a %T", name, obj, want)
-	}
-	return q, nil
 }

@@ -48,7 +48,7 @@ func (q *Queue[T]) Share(cmd *exec.Cmd, name string) error {
 // another T is an error. The error wraps ErrNotInherited (listing the names
 // there are), ErrWrongKind or ErrBadFD.
 func Inherit[T any](name string) (*Queue[T], error) {
-	obj, err := share.Inherit(name, Kind, func(files []*os.File) (any, error) {
+	return share.InheritAs(name, Kind, func(files []*os.File) (*Queue[T], error) {
 		q, err := mq.FromFiles[T](files, mq.Hooks{})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
@@ -59,13 +59,4 @@ func Inherit[T any](name string) (*Queue[T], error) {
 		}
 		return &Queue[T]{q: q}, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	q, ok := obj.(*Queue[T])
-	if !ok {
-		var want *Queue[T]
-		return nil, fmt.Errorf("simplequeue: %q was already inherited as a %T, not a %T", name, obj, want)
-	}
-	return q, nil
 }

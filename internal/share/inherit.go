@@ -112,3 +112,20 @@ func Inherit(name, kind string, open func(files []*os.File) (any, error)) (any, 
 	registry.objects[name] = obj
 	return obj, nil
 }
+
+// InheritAs is Inherit for a caller that knows the type of its object, such
+// as a generic queue's Inherit[T]: open builds a T, and a name inherited
+// earlier as another type (the same queue asked for with another item type)
+// is an error rather than a failed type assertion.
+func InheritAs[T any](name, kind string, open func(files []*os.File) (T, error)) (T, error) {
+	var zero T
+	obj, err := Inherit(name, kind, func(files []*os.File) (any, error) { return open(files) })
+	if err != nil {
+		return zero, err
+	}
+	v, ok := obj.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: %q was already inherited as a %T, not a %T", ErrWrongKind, name, obj, zero)
+	}
+	return v, nil
+}
