@@ -64,7 +64,7 @@ func init() {
 			v, err := q.Get(ctx)
 			testproc.Check(err, "get")
 			rep := report{C: c, P: v.P, I: v.I}
-			if err := v.check(); err != nil {
+			if err := v.Check(); err != nil {
 				rep.Err = err.Error()
 			}
 			testproc.Check(r.PutContext(ctx, rep), "report")

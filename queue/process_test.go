@@ -2,12 +2,9 @@ package queue_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -20,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/testitem"
 	"github.com/mproc-go/mproc/internal/testproc"
 	"github.com/mproc-go/mproc/queue"
 )
@@ -28,68 +26,14 @@ import (
 // a queue with helper processes (re-executions of the test binary, see
 // testproc), which open it with queue.Inherit.
 
-// item is what the tests send. Its body and checksum are derived from P
-// and I, so that any process can tell a corrupted or misdelivered item.
-type item struct {
-	P   int    `msgpack:"p"` // producer
-	I   int    `msgpack:"i"` // sequence number of the producer; stop for the end
-	B   []byte `msgpack:"b"` // body(P, I, len(B))
-	Sum uint32 `msgpack:"s"` // sum(P, I, B)
-}
+// item is what the tests send: a testitem.Item, whose body and checksum
+// let any process tell a corrupted or misdelivered item.
+type item = testitem.Item
 
 // stop is the I of the item that tells a consumer to stop.
-const stop = -1
+const stop = testitem.Stop
 
-// filler is the bytes of a body after the 8-byte header of each block.
-var filler = func() []byte {
-	b := make([]byte, 4096)
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x)
-	}
-	return b
-}()
-
-// body returns n bytes that belong to item (p, i) alone: each 4 KiB block
-// starts with p, i and the block's index, so that a block of another item
-// or at another place is seen.
-func body(p, i, n int) []byte {
-	b := make([]byte, n)
-	for off, k := 0, uint64(0); off < n; off, k = off+len(filler), k+1 {
-		var h [8]byte
-		binary.BigEndian.PutUint64(h[:], uint64(p)<<48^uint64(uint32(i))<<20^k)
-		m := copy(b[off:], h[:])
-		copy(b[off+m:min(off+len(filler), n)], filler[m:])
-	}
-	return b
-}
-
-func sum(p, i int, b []byte) uint32 {
-	var h [16]byte
-	binary.BigEndian.PutUint64(h[:], uint64(p))
-	binary.BigEndian.PutUint64(h[8:], uint64(i))
-	return crc32.Update(crc32.ChecksumIEEE(h[:]), crc32.IEEETable, b)
-}
-
-func newItem(p, i, size int) item {
-	b := body(p, i, size)
-	return item{P: p, I: i, B: b, Sum: sum(p, i, b)}
-}
-
-// check reports whether v is intact: its body and checksum are those of
-// its (P, I) and size.
-func (v item) check() error {
-	if v.Sum != sum(v.P, v.I, v.B) {
-		return fmt.Errorf("item %d/%d: checksum %#x, want %#x", v.P, v.I, v.Sum, sum(v.P, v.I, v.B))
-	}
-	if !bytes.Equal(v.B, body(v.P, v.I, len(v.B))) {
-		return fmt.Errorf("item %d/%d: body of %d bytes is not the item's", v.P, v.I, len(v.B))
-	}
-	return nil
-}
+func newItem(p, i, size int) item { return testitem.New(p, i, size) }
 
 const qname = "q"
 
@@ -146,7 +90,7 @@ func init() {
 			if v.I == stop {
 				break
 			}
-			testproc.Check(v.check(), "check")
+			testproc.Check(v.Check(), "check")
 			v.B = nil
 			got = append(got, v)
 		}
@@ -165,7 +109,7 @@ func init() {
 		for range intArg(0) {
 			v, err := q.Get(ctx)
 			testproc.Check(err, "get")
-			testproc.Check(v.check(), "check")
+			testproc.Check(v.Check(), "check")
 			fmt.Printf("%d %d\n", v.P, v.I)
 		}
 		testproc.Check(q.Close(), "close")
@@ -506,7 +450,7 @@ func TestChildPutsAndExits(t *testing.T) {
 				for i := range n {
 					v, err := q.Get(ctx)
 					require.NoError(t, err, "item %d", i)
-					require.NoError(t, v.check())
+					require.NoError(t, v.Check())
 					require.Equal(t, id{7, i}, id{v.P, v.I}, "the items in order")
 				}
 				assert.Empty(t, <-exited, "the child's output after put")
@@ -694,7 +638,7 @@ func TestBigItemsInOrder(t *testing.T) {
 	for i := range n {
 		v, err := q.Get(ctx)
 		require.NoError(t, err, "item %d", i)
-		require.NoError(t, v.check())
+		require.NoError(t, v.Check())
 		require.Equal(t, id{5, i}, id{v.P, v.I})
 		require.Len(t, v.B, size)
 	}

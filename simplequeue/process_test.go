@@ -2,12 +2,9 @@ package simplequeue_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -23,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mproc-go/mproc/internal/testitem"
 	"github.com/mproc-go/mproc/internal/testproc"
 	"github.com/mproc-go/mproc/simplequeue"
 )
@@ -31,65 +29,14 @@ import (
 // a queue with helper processes (re-executions of the test binary, see
 // testproc), which open it with simplequeue.Inherit.
 
-// msg is what the tests send. Its body and checksum are derived from P and
-// I, so that any process can tell a corrupted or misdelivered item.
-type msg struct {
-	P   int    `msgpack:"p"` // producer
-	I   int    `msgpack:"i"` // sequence number of the producer; last for the end
-	B   []byte `msgpack:"b"` // msgBody(P, I, len(B))
-	Sum uint32 `msgpack:"s"` // msgSum(P, I, B)
-}
+// msg is what the tests send: a testitem.Item, whose body and checksum let
+// any process tell a corrupted or misdelivered item.
+type msg = testitem.Item
 
 // last is the I of the item that tells a consumer to stop.
-const last = -1
+const last = testitem.Stop
 
-var msgFiller = func() []byte {
-	b := make([]byte, 4096)
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x)
-	}
-	return b
-}()
-
-// msgBody returns n bytes that belong to item (p, i) alone: each 4 KiB
-// block starts with p, i and the block's index.
-func msgBody(p, i, n int) []byte {
-	b := make([]byte, n)
-	for off, k := 0, uint64(0); off < n; off, k = off+len(msgFiller), k+1 {
-		var h [8]byte
-		binary.BigEndian.PutUint64(h[:], uint64(p)<<48^uint64(uint32(i))<<20^k)
-		m := copy(b[off:], h[:])
-		copy(b[off+m:min(off+len(msgFiller), n)], msgFiller[m:])
-	}
-	return b
-}
-
-func msgSum(p, i int, b []byte) uint32 {
-	var h [16]byte
-	binary.BigEndian.PutUint64(h[:], uint64(p))
-	binary.BigEndian.PutUint64(h[8:], uint64(i))
-	return crc32.Update(crc32.ChecksumIEEE(h[:]), crc32.IEEETable, b)
-}
-
-func newMsg(p, i, size int) msg {
-	b := msgBody(p, i, size)
-	return msg{P: p, I: i, B: b, Sum: msgSum(p, i, b)}
-}
-
-// check reports whether m is intact.
-func (m msg) check() error {
-	if m.Sum != msgSum(m.P, m.I, m.B) {
-		return fmt.Errorf("item %d/%d: checksum %#x, want %#x", m.P, m.I, m.Sum, msgSum(m.P, m.I, m.B))
-	}
-	if !bytes.Equal(m.B, msgBody(m.P, m.I, len(m.B))) {
-		return fmt.Errorf("item %d/%d: body of %d bytes is not the item's", m.P, m.I, len(m.B))
-	}
-	return nil
-}
+func newMsg(p, i, size int) msg { return testitem.New(p, i, size) }
 
 const qname = "q"
 
@@ -158,7 +105,7 @@ func init() {
 			if m.I == last {
 				break
 			}
-			testproc.Check(m.check(), "check")
+			testproc.Check(m.Check(), "check")
 			m.B = nil
 			got = append(got, m)
 		}
@@ -182,7 +129,7 @@ func init() {
 			m, err := q.GetContext(ctx)
 			testproc.Check(err, "get")
 			rc := receipt{C: c, P: m.P, I: m.I}
-			if err := m.check(); err != nil {
+			if err := m.Check(); err != nil {
 				rc.Err = err.Error()
 			}
 			testproc.Check(r.PutContext(ctx, rc), "receipt")
@@ -467,7 +414,7 @@ func TestPutSynchronous(t *testing.T) {
 		for i := range n {
 			m, err := q.GetContext(ctx)
 			require.NoError(t, err)
-			require.NoError(t, m.check())
+			require.NoError(t, m.Check())
 			require.Equal(t, msgID{1, i}, msgID{m.P, m.I})
 		}
 		assert.True(t, q.Empty())
@@ -481,7 +428,7 @@ func TestPutSynchronous(t *testing.T) {
 		for i := range n {
 			m, err := q.GetContext(ctx)
 			require.NoError(t, err, "item %d", i)
-			require.NoError(t, m.check())
+			require.NoError(t, m.Check())
 			require.Equal(t, msgID{2, i}, msgID{m.P, m.I})
 		}
 		assert.Len(t, c.output(t), 20)
