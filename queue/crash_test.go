@@ -270,7 +270,7 @@ func (cr crash) run(t *testing.T) {
 	for p := range prods {
 		prods[p] = start(t, "stream", []sharer{rg.q}, strconv.Itoa(p), strconv.Itoa(cr.n), strconv.Itoa(cr.size))
 		go func(c *child) {
-			for l := range c.lines {
+			for l := range c.Lines {
 				select {
 				case lines <- line{p, l}:
 				case <-rg.quit:
@@ -322,13 +322,13 @@ func (cr crash) run(t *testing.T) {
 				if l.p == cr.killP {
 					require.True(t, killPDone, "producer %d ended before it was killed", l.p)
 				} else {
-					require.NoError(t, testproc.WaitTimeout(prods[l.p].cmd, 30*time.Second), "producer %d", l.p)
+					require.NoError(t, testproc.WaitTimeout(prods[l.p].Cmd, 30*time.Second), "producer %d", l.p)
 				}
 				producing--
 			case l.p == cr.killP && !killPDone:
 				var k int
 				if _, err := fmt.Sscanf(l.s, "put %d", &k); err == nil && float64(k) >= cr.killPAt*float64(cr.n) {
-					killed(t, prods[l.p].cmd, fmt.Sprintf("producer %d", l.p))
+					killed(t, prods[l.p].Cmd, fmt.Sprintf("producer %d", l.p))
 					t.Logf("killed producer %d after it put %d items, %d delivered", l.p, k, delivered)
 					killPDone = true
 				}
@@ -440,10 +440,10 @@ func TestBigItemKilledMidTransfer(t *testing.T) {
 	rg := newRig(t, ctx, 0)
 	const n = 6
 	p := start(t, "stream", []sharer{rg.q}, "0", strconv.Itoa(n), strconv.Itoa(8<<20), "pause")
-	require.Equal(t, "put 1", p.line(t))
+	require.Equal(t, "put 1", p.Line(t))
 	// The first item's stub is in the socket, at most a pipe's worth of its
 	// body in its pipe, and the rest waits in the producer, which we stop.
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
 	c := rg.startConsumer()
 	for !rg.q.Empty() { // the consumer takes the stub, then reads the body
 		select {
@@ -454,8 +454,8 @@ func TestBigItemKilledMidTransfer(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // let it read what it can of the body
 	rg.kill(c)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGCONT))
-	_, err := p.stdin.Write([]byte("go\n"))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGCONT))
+	_, err := p.Stdin.Write([]byte("go\n"))
 	require.NoError(t, err)
 	for range consumers {
 		rg.startConsumer()
@@ -465,9 +465,9 @@ func TestBigItemKilledMidTransfer(t *testing.T) {
 	stopsSent, stopsSeen := 0, 0
 	for producing := true; producing || stopsSeen < stopsSent; {
 		select {
-		case l := <-p.lines:
+		case l := <-p.Lines:
 			if l == "closed" {
-				require.NoError(t, testproc.WaitTimeout(p.cmd, 30*time.Second), "the producer")
+				require.NoError(t, testproc.WaitTimeout(p.Cmd, 30*time.Second), "the producer")
 				stopsSent = rg.sendStops(ctx)
 				producing = false
 			}

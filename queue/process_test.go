@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -207,12 +206,8 @@ func init() {
 }
 
 // child is a started helper whose standard output is read line by line.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	done  chan struct{}
-}
+// child is a helper process that reports by printing lines.
+type child = testproc.Child
 
 type sharer interface {
 	Share(cmd *exec.Cmd, name string) error
@@ -229,67 +224,7 @@ func start(t *testing.T, helper string, shares []sharer, args ...string) *child 
 			require.NoError(t, s.Share(cmd, names[i]))
 		}
 	}
-	cmd.Stdout = nil
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan struct{})}
-	quit := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		defer close(c.lines)
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			select {
-			case c.lines <- s.Text():
-			case <-quit:
-				return
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		close(quit)
-		testproc.Reap(cmd)
-		<-c.done
-	})
-	return c
-}
-
-// line returns the next line the child prints.
-func (c *child) line(t *testing.T) string {
-	t.Helper()
-	select {
-	case l, ok := <-c.lines:
-		require.True(t, ok, "the child ended without printing a line")
-		return l
-	case <-time.After(30 * time.Second):
-		t.Fatal("the child printed nothing within 30 s")
-		return ""
-	}
-}
-
-// wait returns every line the child prints until it exits, and fails t if
-// it does not exit cleanly within 30 s.
-func (c *child) wait(t *testing.T) []string {
-	t.Helper()
-	var lines []string
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				// The output ended: the child closed its stdout, or exited.
-				require.NoError(t, testproc.WaitTimeout(c.cmd, 30*time.Second), "the child's exit")
-				return lines
-			}
-			lines = append(lines, l)
-		case <-timeout:
-			t.Fatal("the child did not end within 30 s")
-		}
-	}
+	return testproc.StartLines(t, cmd)
 }
 
 // id is an item's identity.
@@ -346,7 +281,7 @@ func TestManyProducersConsumers(t *testing.T) {
 				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 			}
 			for _, c := range prods {
-				assert.Equal(t, []string{"put"}, c.wait(t))
+				assert.Equal(t, []string{"put"}, c.Wait(t))
 			}
 			ctx := ctxT(t, 30*time.Second)
 			for range consumers {
@@ -354,7 +289,7 @@ func TestManyProducersConsumers(t *testing.T) {
 			}
 			seen := make(map[id]int)
 			for c, ch := range cons {
-				ids := parseIDs(t, ch.wait(t))
+				ids := parseIDs(t, ch.Wait(t))
 				t.Logf("consumer %d got %d items", c, len(ids))
 				for _, v := range ids {
 					seen[v]++
@@ -386,11 +321,11 @@ func TestFIFOPerProducer(t *testing.T) {
 				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 			}
 			for _, c := range prods {
-				assert.Equal(t, []string{"put"}, c.wait(t))
+				assert.Equal(t, []string{"put"}, c.Wait(t))
 			}
 			require.NoError(t, q.Put(ctxT(t, 30*time.Second), item{I: stop}))
 			next := make([]int, producers)
-			for _, v := range parseIDs(t, cons.wait(t)) {
+			for _, v := range parseIDs(t, cons.Wait(t)) {
 				require.Equal(t, next[v.p], v.i, "producer %d's next item", v.p)
 				next[v.p]++
 			}
@@ -407,7 +342,7 @@ func TestUnencodable(t *testing.T) {
 	testproc.CheckFDs(t)
 	q := newQueue[any](t, 0)
 	c := start(t, "put-bad", []sharer{q})
-	lines := c.wait(t)
+	lines := c.Wait(t)
 	require.Len(t, lines, 3)
 	assert.Contains(t, lines[0], "chan int refused:")
 	assert.Contains(t, lines[0], "unsupported chan int")
@@ -443,9 +378,9 @@ func TestChildPutsAndExits(t *testing.T) {
 				testproc.CheckFDs(t)
 				q := newQueue[item](t, maxsize)
 				c := start(t, "produce", []sharer{q}, "7", strconv.Itoa(n), "32", end)
-				require.Equal(t, "put", c.line(t), "every Put returned")
+				require.Equal(t, "put", c.Line(t), "every Put returned")
 				exited := make(chan []string, 1)
-				go func() { exited <- c.wait(t) }()
+				go func() { exited <- c.Wait(t) }()
 				ctx := ctxT(t, 30*time.Second)
 				for i := range n {
 					v, err := q.Get(ctx)
@@ -479,18 +414,18 @@ func TestBoundedSizes(t *testing.T) {
 	_, err := q.TryGet()
 	assert.ErrorIs(t, err, queue.ErrEmpty)
 
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "7", "0", "close").wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "7", "0", "close").Wait(t))
 	sizes(7, false, false)
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "2", "3", "0", "close").wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "2", "3", "0", "close").Wait(t))
 	sizes(maxsize, false, true)
 	assert.ErrorIs(t, q.TryPut(newItem(0, 0, 0)), queue.ErrFull)
-	assert.Equal(t, []string{"full"}, start(t, "try-put", []sharer{q}, "3", "0").wait(t))
+	assert.Equal(t, []string{"full"}, start(t, "try-put", []sharer{q}, "3", "0").Wait(t))
 	sizes(maxsize, false, true)
 
-	got := parseIDs(t, start(t, "get", []sharer{q}, "4").wait(t))
+	got := parseIDs(t, start(t, "get", []sharer{q}, "4").Wait(t))
 	assert.Equal(t, []id{{1, 0}, {1, 1}, {1, 2}, {1, 3}}, got, "the oldest items")
 	sizes(6, false, false)
-	assert.Equal(t, []string{"ok"}, start(t, "try-put", []sharer{q}, "3", "0").wait(t))
+	assert.Equal(t, []string{"ok"}, start(t, "try-put", []sharer{q}, "3", "0").Wait(t))
 	sizes(7, false, false)
 
 	ctx := ctxT(t, 10*time.Second)
@@ -514,11 +449,11 @@ func TestUnboundedQsize(t *testing.T) {
 	q := newQueue[item](t, 0)
 	assert.Equal(t, 0, q.Qsize())
 	assert.True(t, q.Empty())
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "100", "8", "close").wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "100", "8", "close").Wait(t))
 	assert.Equal(t, 100, q.Qsize())
 	assert.False(t, q.Empty())
 	assert.False(t, q.Full(), "an unbounded queue is never full")
-	assert.Len(t, start(t, "get", []sharer{q}, "40").wait(t), 40)
+	assert.Len(t, start(t, "get", []sharer{q}, "40").Wait(t), 40)
 	assert.Equal(t, 60, q.Qsize())
 	ctx := ctxT(t, 10*time.Second)
 	for range 60 {
@@ -551,7 +486,7 @@ func TestContext(t *testing.T) {
 	t.Run("get", func(t *testing.T) {
 		testproc.CheckFDs(t)
 		q := newQueue[item](t, 0)
-		assert.Equal(t, []string{"deadline"}, start(t, "wait-get", []sharer{q}, "100").wait(t))
+		assert.Equal(t, []string{"deadline"}, start(t, "wait-get", []sharer{q}, "100").Wait(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := q.Get(ctx)
@@ -559,14 +494,14 @@ func TestContext(t *testing.T) {
 		_, err = q.Get(ctx)
 		assert.ErrorIs(t, err, context.Canceled, "a Get with an ended ctx")
 
-		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "1", "0", "close").wait(t))
-		assert.Equal(t, []string{"got 1 0"}, start(t, "wait-get", []sharer{q}, "10000").wait(t))
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "1", "0", "close").Wait(t))
+		assert.Equal(t, []string{"got 1 0"}, start(t, "wait-get", []sharer{q}, "10000").Wait(t))
 	})
 	t.Run("put", func(t *testing.T) {
 		testproc.CheckFDs(t)
 		const maxsize = 5
 		q := newQueue[item](t, maxsize)
-		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", strconv.Itoa(maxsize), "0", "close").wait(t))
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", strconv.Itoa(maxsize), "0", "close").Wait(t))
 		require.True(t, q.Full())
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
@@ -576,7 +511,7 @@ func TestContext(t *testing.T) {
 		err = q.Put(ctx, newItem(2, 1, 0))
 		assert.ErrorIs(t, err, context.DeadlineExceeded, "a Put with an ended ctx")
 
-		got := parseIDs(t, start(t, "get", []sharer{q}, strconv.Itoa(maxsize)).wait(t))
+		got := parseIDs(t, start(t, "get", []sharer{q}, strconv.Itoa(maxsize)).Wait(t))
 		assert.Equal(t, []id{{1, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}}, got, "only the child's items")
 		assert.Equal(t, 0, q.Qsize())
 		_, err = q.TryGet()
@@ -594,7 +529,7 @@ func TestCloseWakes(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, full.Put(ctx, newItem(1, i, 0)))
 	}
-	assert.Equal(t, []string{"ok"}, start(t, "close-wakes", []sharer{nil, empty, full}).wait(t))
+	assert.Equal(t, []string{"ok"}, start(t, "close-wakes", []sharer{nil, empty, full}).Wait(t))
 	assert.Equal(t, 3, full.Qsize(), "the interrupted Put put nothing")
 	v, err := full.Get(ctx)
 	require.NoError(t, err)
@@ -642,5 +577,5 @@ func TestBigItemsInOrder(t *testing.T) {
 		require.Equal(t, id{5, i}, id{v.P, v.I})
 		require.Len(t, v.B, size)
 	}
-	assert.Equal(t, []string{"put"}, c.wait(t))
+	assert.Equal(t, []string{"put"}, c.Wait(t))
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -229,11 +228,8 @@ func init() {
 }
 
 // child is a started helper whose standard output is read line by line.
-type child struct {
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan struct{}
-}
+// child is a helper process that reports by printing lines.
+type child = testproc.Child
 
 type sharer interface {
 	Share(cmd *exec.Cmd, name string) error
@@ -247,51 +243,7 @@ func run(t *testing.T, helper string, shares []sharer, args ...string) *child {
 	for i, s := range shares {
 		require.NoError(t, s.Share(cmd, []string{qname, "full"}[i]))
 	}
-	cmd.Stdout = nil
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
-	quit := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		defer close(c.lines)
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			select {
-			case c.lines <- s.Text():
-			case <-quit:
-				return
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		close(quit)
-		testproc.Reap(cmd)
-		<-c.done
-	})
-	return c
-}
-
-// output returns every line the child prints until it exits, and fails t
-// if it does not exit cleanly within 30 s.
-func (c *child) output(t *testing.T) []string {
-	t.Helper()
-	var lines []string
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				require.NoError(t, testproc.WaitTimeout(c.cmd, 30*time.Second), "the child's exit")
-				return lines
-			}
-			lines = append(lines, l)
-		case <-timeout:
-			t.Fatal("the child did not end within 30 s")
-		}
-	}
+	return testproc.StartLines(t, cmd)
 }
 
 type msgID struct{ p, i int }
@@ -336,14 +288,14 @@ func TestProducersAndConsumers(t *testing.T) {
 		prods = append(prods, run(t, "sq-put", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 	}
 	for _, c := range prods {
-		assert.Len(t, c.output(t), 20, "progress lines")
+		assert.Len(t, c.Wait(t), 20, "progress lines")
 	}
 	for range consumers {
 		require.NoError(t, q.Put(msg{I: last}))
 	}
 	seen := make(map[msgID]int)
 	for c, ch := range cons {
-		ids := parseMsgIDs(t, ch.output(t))
+		ids := parseMsgIDs(t, ch.Wait(t))
 		t.Logf("consumer %d got %d items", c, len(ids))
 		for _, v := range ids {
 			seen[v]++
@@ -370,11 +322,11 @@ func TestOrderPerProducer(t *testing.T) {
 		prods = append(prods, run(t, "sq-put", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 	}
 	for _, c := range prods {
-		c.output(t)
+		c.Wait(t)
 	}
 	require.NoError(t, q.Put(msg{I: last}))
 	next := make([]int, producers)
-	for _, v := range parseMsgIDs(t, cons.output(t)) {
+	for _, v := range parseMsgIDs(t, cons.Wait(t)) {
 		require.Equal(t, next[v.p], v.i, "producer %d's next item", v.p)
 		next[v.p]++
 	}
@@ -388,7 +340,7 @@ func TestOrderPerProducer(t *testing.T) {
 func TestUnencodableRefused(t *testing.T) {
 	testproc.CheckFDs(t)
 	q := newQ[any](t)
-	lines := run(t, "sq-put-bad", []sharer{q}).output(t)
+	lines := run(t, "sq-put-bad", []sharer{q}).Wait(t)
 	require.Len(t, lines, 3)
 	assert.Contains(t, lines[0], "chan int refused:")
 	assert.Contains(t, lines[1], "func() refused:")
@@ -408,7 +360,7 @@ func TestPutSynchronous(t *testing.T) {
 		const n = 50 // fits in the socket
 		q := newQ[msg](t)
 		assert.True(t, q.Empty())
-		run(t, "sq-put", []sharer{q}, "1", strconv.Itoa(n), "16", "exit").output(t)
+		run(t, "sq-put", []sharer{q}, "1", strconv.Itoa(n), "16", "exit").Wait(t)
 		assert.False(t, q.Empty())
 		ctx := timeout(t, 10*time.Second)
 		for i := range n {
@@ -431,7 +383,7 @@ func TestPutSynchronous(t *testing.T) {
 			require.NoError(t, m.Check())
 			require.Equal(t, msgID{2, i}, msgID{m.P, m.I})
 		}
-		assert.Len(t, c.output(t), 20)
+		assert.Len(t, c.Wait(t), 20)
 		assert.True(t, q.Empty())
 	})
 }
@@ -441,14 +393,14 @@ func TestPutSynchronous(t *testing.T) {
 func TestContextEnds(t *testing.T) {
 	testproc.CheckFDs(t)
 	q := newQ[msg](t)
-	assert.Equal(t, []string{"deadline"}, run(t, "sq-wait-get", []sharer{q}, "100").output(t))
+	assert.Equal(t, []string{"deadline"}, run(t, "sq-wait-get", []sharer{q}, "100").Wait(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := q.GetContext(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
 
 	// A child fills the socket until a Put times out.
-	lines := run(t, "sq-fill", []sharer{q}).output(t)
+	lines := run(t, "sq-fill", []sharer{q}).Wait(t)
 	require.Len(t, lines, 1)
 	k, err := strconv.Atoi(lines[0])
 	require.NoError(t, err)
@@ -463,7 +415,7 @@ func TestContextEnds(t *testing.T) {
 		require.Equal(t, msgID{0, i}, msgID{m.P, m.I})
 	}
 	assert.True(t, q.Empty(), "the timed-out Puts put nothing")
-	assert.Equal(t, []string{"deadline"}, run(t, "sq-wait-get", []sharer{q}, "100").output(t))
+	assert.Equal(t, []string{"deadline"}, run(t, "sq-wait-get", []sharer{q}, "100").Wait(t))
 }
 
 // TestCloseWakesCalls: Close in a child wakes its blocked Get and Put with
@@ -472,9 +424,9 @@ func TestCloseWakesCalls(t *testing.T) {
 	testproc.CheckFDs(t)
 	empty := newQ[msg](t)
 	full := newQ[msg](t)
-	k, err := strconv.Atoi(run(t, "sq-fill", []sharer{full}).output(t)[0])
+	k, err := strconv.Atoi(run(t, "sq-fill", []sharer{full}).Wait(t)[0])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"ok"}, run(t, "sq-close-wakes", []sharer{empty, full}).output(t))
+	assert.Equal(t, []string{"ok"}, run(t, "sq-close-wakes", []sharer{empty, full}).Wait(t))
 	ctx := timeout(t, 10*time.Second)
 	for i := range k {
 		m, err := full.GetContext(ctx)
@@ -593,7 +545,7 @@ func (cr sqCrash) run(t *testing.T) {
 	for p := range prods {
 		prods[p] = run(t, "sq-put", []sharer{q}, strconv.Itoa(p), strconv.Itoa(cr.n), strconv.Itoa(cr.size), "close")
 		go func(c *child) {
-			for l := range c.lines {
+			for l := range c.Lines {
 				select {
 				case lines <- line{p, l}:
 				case <-quit:
@@ -647,12 +599,12 @@ func (cr sqCrash) run(t *testing.T) {
 			switch {
 			case l.s == "":
 				if l.p != cr.killP {
-					require.NoError(t, testproc.WaitTimeout(prods[l.p].cmd, 30*time.Second), "producer %d", l.p)
+					require.NoError(t, testproc.WaitTimeout(prods[l.p].Cmd, 30*time.Second), "producer %d", l.p)
 				}
 				producing--
 			case l.p == cr.killP:
 				if _, err := fmt.Sscanf(l.s, "put %d", &k); err == nil && killedAfter == 0 && float64(k) >= cr.killPAt*float64(cr.n) {
-					kill(prods[l.p].cmd, "the producer")
+					kill(prods[l.p].Cmd, "the producer")
 					killedAfter = k
 				}
 			default:
@@ -717,7 +669,7 @@ func TestBigItemKilledMidBody(t *testing.T) {
 	// The first Put sends the item's stub, then writes its body as a
 	// consumer reads it: with none yet, it waits, and we stop it.
 	waitFor("the first item", func() bool { return !q.Empty() })
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
 	first := testproc.Command(t, "sq-consume")
 	require.NoError(t, q.Share(first, qname))
 	require.NoError(t, first.Start())
@@ -725,13 +677,13 @@ func TestBigItemKilledMidBody(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let it read what it can of the body
 	require.NoError(t, first.Process.Kill())
 	first.Wait()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGCONT))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGCONT))
 
 	var cons []*child
 	for range 3 {
 		cons = append(cons, run(t, "sq-consume", []sharer{q}))
 	}
-	out := p.output(t)
+	out := p.Wait(t)
 	require.NotEmpty(t, out)
 	assert.Regexp(t, `^lost 0: `, out[0], "the producer's Put reports the item lost")
 	for range cons {
@@ -739,7 +691,7 @@ func TestBigItemKilledMidBody(t *testing.T) {
 	}
 	seen := map[msgID]int{}
 	for _, c := range cons {
-		for _, v := range parseMsgIDs(t, c.output(t)) {
+		for _, v := range parseMsgIDs(t, c.Wait(t)) {
 			seen[v]++
 		}
 	}
