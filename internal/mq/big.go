@@ -70,7 +70,7 @@ func prepareBig(payload []byte) (*bigSend, error) {
 
 // sendStub sends the stub packet on the socket sfd.
 func (bs *bigSend) sendStub(sfd int) error {
-	return sendPacket2(sfd, bs.hdr[:], bs.inline, bs.r)
+	return sendGather(sfd, bs.hdr[:], bs.inline, bs.r)
 }
 
 func (bs *bigSend) close() {

@@ -85,14 +85,10 @@ func (e *encBuf) payload() []byte { return e.buf.Bytes()[frameHeader:] }
 func (e *encBuf) big() bool { return e.buf.Len()-frameHeader > maxInline }
 
 // keep hands the buffer over to a new owner (the backlog, a body writer),
-// which calls free when done: the payload of a large item outlives Put.
+// which calls release when done: the payload of a large item outlives Put.
 func (e *encBuf) keep() *encBuf {
 	e.refs.Add(1)
 	return e
-}
-
-func (e *encBuf) free() {
-	e.release()
 }
 
 // poolMax is the largest buffer kept for reuse: large enough that a

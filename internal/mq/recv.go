@@ -41,20 +41,20 @@ import (
 // maxRecvBatch is the most packets one receive takes.
 const maxRecvBatch = 8
 
-// slot is a buffer for one received packet.
-type slot struct {
+// packetBuf is a buffer for one received packet.
+type packetBuf struct {
 	buf, oob       []byte
 	n, oobn, flags int
 	items          int // the items it carries, for pending
 }
 
 type receiver[T any] struct {
-	slots     []slot // slots[0] always; up to maxRecvBatch when batching
-	cur       int    // the slot whose frames are being taken
-	next, got int    // slots[next:got] are received and not yet unpacked
-	off, end  int    // slots[cur].buf[off:end] holds frames not yet taken
+	bufs      []packetBuf // bufs[0] always; up to maxRecvBatch when batching
+	cur       int         // the buffer whose frames are being taken
+	next, got int         // bufs[next:got] are received and not yet unpacked
+	off, end  int         // bufs[cur].buf[off:end] holds frames not yet taken
 	left      atomic.Int32
-	queued    atomic.Int32 // items in slots[next:got]
+	queued    atomic.Int32 // items in bufs[next:got]
 	dec       *msgpack.Decoder
 	rd        bytes.Reader
 	bodyBuf   []byte // reused for large items' payloads (decoding copies out)
@@ -85,16 +85,16 @@ const maxRights = 8
 func (r *receiver[T]) pending() int { return int(r.left.Load() + r.queued.Load()) }
 
 func (r *receiver[T]) ensure() {
-	if r.slots == nil {
-		r.slots = []slot{newSlot()}
+	if r.bufs == nil {
+		r.bufs = []packetBuf{newPacketBuf()}
 		r.dec = msgpack.NewDecoder(nil)
 		r.dec.UsePreallocateValues(true)
 		r.batch, r.frames = 1, 1
 	}
 }
 
-func newSlot() slot {
-	return slot{buf: make([]byte, maxPacket), oob: make([]byte, unix.CmsgSpace(4*maxRights))}
+func newPacketBuf() packetBuf {
+	return packetBuf{buf: make([]byte, maxPacket), oob: make([]byte, unix.CmsgSpace(4*maxRights))}
 }
 
 // pace sets how many packets the coming receive takes, from the work
@@ -155,7 +155,7 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 		}
 		r.cur = r.next
 		r.next++
-		s := &r.slots[r.cur]
+		s := &r.bufs[r.cur]
 		r.queued.Add(-int32(s.items))
 		v, ok, err := q.unpack(s.n, s.oobn, s.flags)
 		if ok || err != nil {
@@ -164,7 +164,7 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 	}
 }
 
-// receive receives one packet, or up to r.batch of them, into r.slots;
+// receive receives one packet, or up to r.batch of them, into r.bufs;
 // the caller has unpacked every earlier one.
 func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 	r := &q.recv
@@ -173,13 +173,13 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 		r.pace(time.Now())
 		k = r.batch
 	}
-	for len(r.slots) < k {
-		r.slots = append(r.slots, newSlot())
+	for len(r.bufs) < k {
+		r.bufs = append(r.bufs, newPacketBuf())
 	}
 	var rerr error
 	try := func(d uintptr) bool {
 		if k == 1 {
-			s := &r.slots[0]
+			s := &r.bufs[0]
 			s.n, s.oobn, s.flags, rerr = recvPacket(int(d), s.buf, s.oob, 0)
 			if rerr == nil {
 				r.got = 1
@@ -235,7 +235,7 @@ func (q *Queue[T]) received(err error) error {
 	}
 	n := 0
 	for i := 0; i < r.got; i++ {
-		s := &r.slots[i]
+		s := &r.bufs[i]
 		s.items = 1
 		if s.oobn == 0 && !isBig(s.buf[:s.n]) {
 			s.items = max(1, countFrames(s.buf[:s.n]))
@@ -254,7 +254,7 @@ func (r *receiver[T]) recvBatch(sfd, k int) (int, error) {
 		r.iovs = make([]unix.Iovec, maxRecvBatch)
 	}
 	for i := 0; i < k; i++ {
-		s := &r.slots[i]
+		s := &r.bufs[i]
 		r.iovs[i].Base = &s.buf[0]
 		r.iovs[i].SetLen(len(s.buf))
 		h := &r.hdrs[i].Hdr
@@ -264,7 +264,7 @@ func (r *receiver[T]) recvBatch(sfd, k int) (int, error) {
 	}
 	n, err := recvPackets(sfd, r.hdrs[:k])
 	for i := 0; i < n; i++ {
-		s, h := &r.slots[i], &r.hdrs[i]
+		s, h := &r.bufs[i], &r.hdrs[i]
 		s.n, s.oobn, s.flags = int(h.Len), int(h.Hdr.Controllen), int(h.Hdr.Flags)
 	}
 	return n, err
@@ -285,7 +285,7 @@ func (q *Queue[T]) recvErr(err error) error {
 // item that is dropped also gives ok false.
 func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 	r := &q.recv
-	cur := &r.slots[r.cur]
+	cur := &r.bufs[r.cur]
 	var fds []int
 	if oobn > 0 {
 		fds, err = rightsOf(cur.oob[:oobn])
@@ -318,7 +318,7 @@ func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 // takeLocal returns the next frame kept from the last packet.
 func (q *Queue[T]) takeLocal() (v T, err error) {
 	r := &q.recv
-	buf := r.slots[r.cur].buf
+	buf := r.bufs[r.cur].buf
 	start, end, _ := nextFrame(buf[:r.end], r.off)
 	if q.tok != nil {
 		if err := q.tok.give(1); err != nil {
@@ -514,17 +514,17 @@ func (r *receiver[T]) interrupt() {
 // they were counted when first sent.
 func (q *Queue[T]) handBack() error {
 	r := &q.recv
-	var chunks []*chunk
+	var parcels []*parcel
 	if k := int(r.left.Load()); k > 0 {
-		c := getChunk()
-		c.b = append(c.b[:0], r.slots[r.cur].buf[r.off:r.end]...)
+		c := getParcel()
+		c.b = append(c.b[:0], r.bufs[r.cur].buf[r.off:r.end]...)
 		c.n = k
-		chunks = append(chunks, c)
+		parcels = append(parcels, c)
 		r.left.Store(0)
 	}
 	for ; r.next < r.got; r.next++ {
-		s := &r.slots[r.next]
-		c := getChunk()
+		s := &r.bufs[r.next]
+		c := getParcel()
 		c.b = append(c.b[:0], s.buf[:s.n]...)
 		c.n = s.items
 		if s.oobn > 0 {
@@ -532,20 +532,20 @@ func (q *Queue[T]) handBack() error {
 			if err != nil || len(fds) != 1 || !isBig(c.b) {
 				// Not a packet of ours: drop it, as Get would have.
 				closeFDs(fds)
-				putChunk(c)
+				putParcel(c)
 				continue
 			}
 			c.rights = fds[0]
 		}
-		chunks = append(chunks, c)
+		parcels = append(parcels, c)
 	}
 	r.queued.Store(0)
-	if len(chunks) == 0 {
+	if len(parcels) == 0 {
 		return nil
 	}
 	s := &q.send
 	s.mu.Lock()
-	for _, c := range chunks {
+	for _, c := range parcels {
 		c.handback = true
 		s.backlog = append(s.backlog, c)
 		s.queued += c.n

@@ -22,8 +22,8 @@ import (
 // order. The flusher sends several frames per packet: how many is decided
 // at send time by the pacer (see pacer).
 
-// chunk is a run of frames of the backlog, or one large item.
-type chunk struct {
+// parcel is a run of frames of the backlog, or one large item.
+type parcel struct {
 	b        []byte  // frames
 	n        int     // frames in b
 	big      *encBuf // a large item
@@ -32,24 +32,24 @@ type chunk struct {
 	rights   int  // a handed-back large item's pipe, sent with b; -1: none
 }
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{b: make([]byte, 0, maxPacket), rights: -1} }}
+var parcelPool = sync.Pool{New: func() any { return &parcel{b: make([]byte, 0, maxPacket), rights: -1} }}
 
-func getChunk() *chunk { return chunkPool.Get().(*chunk) }
+func getParcel() *parcel { return parcelPool.Get().(*parcel) }
 
-func putChunk(c *chunk) {
+func putParcel(c *parcel) {
 	if c.big != nil {
 		return
 	}
 	c.b, c.n, c.handback, c.rights = c.b[:0], 0, false, -1
-	chunkPool.Put(c)
+	parcelPool.Put(c)
 }
 
 type sender[T any] struct {
 	mu       sync.Mutex
 	cond     sync.Cond // the flusher waits on it for work
-	backlog  []*chunk
+	backlog  []*parcel
 	queued   int  // items in backlog or being sent
-	inFlight bool // the flusher is sending a chunk
+	inFlight bool // the flusher is sending a parcel
 	streams  int  // large items whose body is still being written
 	started  bool // the flusher runs
 	stopping bool
@@ -246,15 +246,15 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 // enqueue appends e to the backlog. The caller holds s.mu.
 func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend) {
 	if e.big() {
-		s.backlog = append(s.backlog, &chunk{big: e.keep(), prep: prep, rights: -1})
+		s.backlog = append(s.backlog, &parcel{big: e.keep(), prep: prep, rights: -1})
 	} else {
 		f := e.frame()
-		var last *chunk
+		var last *parcel
 		if k := len(s.backlog); k > 0 {
 			last = s.backlog[k-1]
 		}
 		if last == nil || last.big != nil || last.handback || len(last.b)+len(f) > maxPacket {
-			last = getChunk()
+			last = getParcel()
 			s.backlog = append(s.backlog, last)
 		}
 		last.b = append(last.b, f...)
@@ -298,13 +298,13 @@ func (s *sender[T]) run(q *Queue[T]) {
 		}
 		s.inFlight = true
 		s.mu.Unlock()
-		s.sendChunk(q, c)
+		s.sendParcel(q, c)
 	}
 }
 
-// sendChunk sends the frames of c in packets of at most s.batch frames, or
+// sendParcel sends the frames of c in packets of at most s.batch frames, or
 // its large item.
-func (s *sender[T]) sendChunk(q *Queue[T], c *chunk) {
+func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
 	if c.big != nil {
 		s.sendBig(q, c)
 		return
@@ -318,7 +318,7 @@ func (s *sender[T]) sendChunk(q *Queue[T], c *chunk) {
 			s.fail(q, 1, err)
 		}
 		s.sent(1, waited)
-		putChunk(c)
+		putParcel(c)
 		return
 	}
 	for off := 0; off < len(c.b); {
@@ -348,16 +348,16 @@ func (s *sender[T]) sendChunk(q *Queue[T], c *chunk) {
 		s.sent(n, waited)
 		off = end
 	}
-	putChunk(c)
+	putParcel(c)
 }
 
-func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
+func (s *sender[T]) sendBig(q *Queue[T], c *parcel) {
 	bs := c.prep
 	if err := q.hooks.beforeSend(1); err != nil {
 		if bs != nil {
 			bs.close()
 		}
-		c.big.free()
+		c.big.release()
 		s.fail(q, 1, err)
 		s.sent(1, false)
 		return
@@ -365,7 +365,7 @@ func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
 	if bs == nil {
 		var err error
 		if bs, err = prepareBig(c.big.payload()); err != nil {
-			c.big.free()
+			c.big.release()
 			q.hooks.sendFailed(1)
 			s.fail(q, 1, err)
 			s.sent(1, false)
@@ -375,7 +375,7 @@ func (s *sender[T]) sendBig(q *Queue[T], c *chunk) {
 	waited, err := q.sendWait(bs.hdr[:], bs.inline, bs.r)
 	if err != nil {
 		bs.close()
-		c.big.free()
+		c.big.release()
 		q.hooks.sendFailed(1)
 		s.fail(q, 1, err)
 	} else {
@@ -404,7 +404,7 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 	if len(bs.rest) == 0 {
 		unix.Close(bs.w)
 		if owned {
-			e.free()
+			e.release()
 		}
 		return
 	}
@@ -421,7 +421,7 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 		// was its, and is lost with it.
 		f.Write(rest)
 		f.Close()
-		e.free()
+		e.release()
 		s.mu.Lock()
 		s.streams--
 		s.checkIdle()
@@ -436,7 +436,7 @@ func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) 
 		if len(hdr) == 0 {
 			serr = sendPacket(int(d), p, rights)
 		} else {
-			serr = sendPacket2(int(d), hdr, p, rights)
+			serr = sendGather(int(d), hdr, p, rights)
 		}
 		if serr == unix.EAGAIN {
 			waited = true

@@ -17,7 +17,7 @@ import (
 // rights attached (SCM_RIGHTS) when rights >= 0.
 func sendPacket(sfd int, p []byte, rights int) error {
 	if rights >= 0 || len(p) == 0 {
-		return sendPacket2(sfd, nil, p, rights)
+		return sendGather(sfd, nil, p, rights)
 	}
 	// send(2) spares the kernel the message header and iovec of sendmsg.
 	for {
@@ -33,8 +33,8 @@ func sendPacket(sfd int, p []byte, rights int) error {
 	}
 }
 
-// sendPacket2 sends hdr followed by p as one packet.
-func sendPacket2(sfd int, hdr, p []byte, rights int) error {
+// sendGather sends hdr followed by p as one packet.
+func sendGather(sfd int, hdr, p []byte, rights int) error {
 	var iov [2]unix.Iovec
 	k := 0
 	for _, b := range [2][]byte{hdr, p} {
