@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/mproc-go/mproc/internal/debuglog"
 	"github.com/mproc-go/mproc/process"
 )
 
@@ -18,9 +20,10 @@ import (
 const DefaultMaxTries = 3
 
 // Config is the configuration of a [Pool]. The zero value is a pool with
-// one worker per CPU and the defaults below.
+// one worker per CPU it may use and the defaults below.
 type Config struct {
-	// Workers is the number of worker processes; 0 means runtime.NumCPU().
+	// Workers is the number of worker processes; 0 means
+	// runtime.GOMAXPROCS(0), which follows a container's CPU quota.
 	Workers int
 	// ChunkSize is the number of inputs sent to a worker at a time by
 	// Map, Imap and ImapUnordered. 0 means Python's rule for map: about
@@ -56,6 +59,12 @@ type Config struct {
 	// tasks' context is canceled) before it is killed. 0 means
 	// process.DefaultGrace.
 	Grace time.Duration
+	// Logger receives the Debug records of the pool's machinery: each
+	// worker's start and exit (those of process.Cmd), a worker replaced
+	// and why, a chunk given to a fresh worker after its worker died. nil
+	// means silent, unless the environment variable MPROC_DEBUG is set to
+	// 1: then a text logger writes them to stderr.
+	Logger *slog.Logger
 }
 
 // Pool is a pool of worker processes running one registered function,
@@ -67,6 +76,7 @@ type Config struct {
 type Pool[In, Out any] struct {
 	fn     *Func[In, Out]
 	cfg    Config
+	log    *slog.Logger    // never nil
 	ctx    context.Context // the workers' life: New's ctx, canceled by Terminate
 	cancel context.CancelCauseFunc
 
@@ -99,7 +109,7 @@ func New[In, Out any](ctx context.Context, fn *Func[In, Out], cfg Config) (*Pool
 		panic("pool: New with a nil Func")
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.NumCPU()
+		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.MaxTries <= 0 {
 		cfg.MaxTries = DefaultMaxTries
@@ -117,6 +127,7 @@ func New[In, Out any](ctx context.Context, fn *Func[In, Out], cfg Config) (*Pool
 	p := &Pool[In, Out]{
 		fn:     fn,
 		cfg:    cfg,
+		log:    debuglog.Resolve(cfg.Logger),
 		ctx:    pctx,
 		cancel: cancel,
 		kick:   make(chan struct{}),

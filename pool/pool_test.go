@@ -780,8 +780,11 @@ func TestRegisterMisuse(t *testing.T) {
 
 func TestDefaultWorkers(t *testing.T) {
 	testproc.CheckFDs(t)
+	// Not NumCPU: GOMAXPROCS follows a container's CPU quota.
+	procs := runtime.NumCPU() + 1
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 	p := newPool(t, pid, pool.Config{ChunkSize: 1})
-	in := make([]job, 4*runtime.NumCPU())
+	in := make([]job, 4*procs)
 	for i := range in {
 		in[i] = job{Index: i, Sleep: 20 * time.Millisecond}
 	}
@@ -791,7 +794,7 @@ func TestDefaultWorkers(t *testing.T) {
 	for _, r := range out {
 		pids[r.Pid] = true
 	}
-	assert.Len(t, pids, runtime.NumCPU(), "one worker per CPU")
+	assert.Len(t, pids, procs, "one worker per GOMAXPROCS")
 }
 
 // Once a call has returned, even early, nothing reads its inputs: the

@@ -89,7 +89,8 @@ func (p *Pool[In, Out]) slot(w *worker) {
 		select {
 		case <-wake:
 		case <-died: // noticed at once; replaced when there is work
-			p.reap(s.w, false)
+			err := p.reap(s.w, false)
+			p.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "it died while idle", "err", err)
 			s.w = nil
 		case <-p.ctx.Done():
 		}
@@ -245,6 +246,7 @@ func (s *slot[In, Out]) receive(head *chunk[In, Out]) error {
 // charged a try; all go to the next worker.
 func (s *slot[In, Out]) lost(err error) {
 	p := s.p
+	pid := s.w.cmd.Pid()
 	werr := p.reap(s.w, true)
 	s.w = nil
 	s.unsend()
@@ -252,14 +254,21 @@ func (s *slot[In, Out]) lost(err error) {
 		werr = err
 	}
 	head := s.inflight[0].ch
+	if p.ctx.Err() == nil {
+		p.log.Debug("pool: worker replaced", "pid", pid, "reason", "it died running a chunk", "err", werr)
+	}
 	if head.tries++; head.tries >= p.cfg.MaxTries && p.ctx.Err() == nil {
 		s.pop(fmt.Errorf("%w %d times in a row running inputs %d to %d; the last one: %w",
 			ErrWorkerLost, head.tries, head.start, head.start+len(head.in)-1, werr))
+	} else if p.ctx.Err() == nil {
+		p.log.Debug("pool: chunk retried", "first", head.start, "last", head.start+len(head.in)-1,
+			"try", head.tries+1, "max_tries", p.cfg.MaxTries)
 	}
 }
 
 // stopWorker stops the worker; its chunks go to the next one.
 func (s *slot[In, Out]) stopWorker() {
+	s.p.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "its caller gave up on the chunk it runs")
 	s.p.reap(s.w, true)
 	s.w = nil
 	s.unsend()
@@ -322,6 +331,7 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	cmd := process.Command(workerName, p.fn.name, initName)
 	cmd.DieWithParent = true
 	cmd.Grace = p.cfg.Grace
+	cmd.Logger = p.log
 	err = cmd.Share(connName, theirs)
 	for name, s := range p.cfg.Shares {
 		if err == nil {
@@ -386,6 +396,7 @@ func (p *Pool[In, Out]) reap(w *worker, stop bool) error {
 // retire lets a worker that has run MaxTasksPerChild inputs go: closing
 // its connection makes it exit; a goroutine reaps it.
 func (p *Pool[In, Out]) retire(w *worker) {
+	p.log.Debug("pool: worker replaced", "pid", w.cmd.Pid(), "reason", "it ran MaxTasksPerChild inputs", "tasks", w.tasks)
 	w.conn.Close()
 	p.wg.Add(1)
 	go func() {

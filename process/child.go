@@ -151,8 +151,9 @@ func (ch *child) call(ctx context.Context, fn func(context.Context) error) (rep 
 // finish flushes the queues, sends the report and returns the exit status.
 func (ch *child) finish(rep report) int {
 	ctx, cancel := context.WithTimeout(context.Background(), ch.flush)
-	ferr := atexit.Run(ctx)
+	flushes, items, ferr := atexit.RunCounted(ctx)
 	cancel()
+	rep.Flushes, rep.Items = flushes, items
 	if ferr != nil {
 		msg := "flush before exit: " + ferr.Error()
 		switch rep.Kind {

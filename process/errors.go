@@ -94,6 +94,10 @@ type report struct {
 	Msg   string `msgpack:"m,omitempty"`
 	Type  string `msgpack:"t,omitempty"`
 	Stack string `msgpack:"s,omitempty"`
+	// The flush at exit: how many queues it flushed, and the items they
+	// still buffered (for the parent's log).
+	Flushes int `msgpack:"f,omitempty"`
+	Items   int `msgpack:"i,omitempty"`
 }
 
 const (

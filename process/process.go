@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mproc-go/mproc/conn"
+	"github.com/mproc-go/mproc/internal/debuglog"
 	"github.com/mproc-go/mproc/internal/share"
 	"github.com/mproc-go/mproc/pipe"
 )
@@ -134,6 +136,12 @@ type Cmd struct {
 	// exits when its control channel reports EOF, which happens when no
 	// process holds the parent's end any more.
 	DieWithParent bool
+	// Logger receives the Debug records of the child's life: started
+	// (name, pid, shares), exited (status, duration), killed when its grace
+	// ran out, and the flush of its queues at exit (items). nil means
+	// silent, unless the environment variable MPROC_DEBUG is set to 1:
+	// then a text logger writes them to stderr.
+	Logger *slog.Logger
 
 	// noPdeathsig leaves the control channel as the only parent-death
 	// signal; for tests.
@@ -141,9 +149,13 @@ type Cmd struct {
 
 	mu      sync.Mutex
 	shares  *exec.Cmd // collects the shares until Start
+	names   []string  // the share names, for the log
 	cmd     *exec.Cmd // nil until Start
+	log     *slog.Logger
+	start   time.Time
 	started bool
 	cause   error // context.Cause of Start's ctx, once it ended and the child was signalled
+	termed  bool  // the child was sent SIGTERM because the context ended
 	done    chan struct{}
 	state   *os.ProcessState // set before done is closed
 	err     error            // set before done is closed
@@ -174,7 +186,11 @@ func (c *Cmd) Share(name string, s Sharer) error {
 		// puts the environment together.
 		c.shares = &exec.Cmd{Env: []string{}}
 	}
-	return s.Share(c.shares, name)
+	if err := s.Share(c.shares, name); err != nil {
+		return err
+	}
+	c.names = append(c.names, name)
+	return nil
 }
 
 // Start starts the child. ctx governs the child's life: when ctx ends
@@ -239,6 +255,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 		if err == nil {
 			c.mu.Lock()
 			c.cause = context.Cause(ctx)
+			c.termed = sig == syscall.SIGTERM
 			c.mu.Unlock()
 		}
 		return err
@@ -264,6 +281,9 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return fmt.Errorf("process %s: %w", c.Name, err)
 	}
 	c.cmd = cmd
+	c.start = time.Now()
+	c.log = debuglog.Resolve(c.Logger)
+	c.log.Debug("process: child started", "name", c.Name, "pid", cmd.Process.Pid, "shares", c.names)
 	c.done = make(chan struct{})
 	go c.wait(mine, release)
 	return nil
@@ -335,8 +355,37 @@ func (c *Cmd) wait(parent *conn.Conn, release func()) {
 		}
 	}
 	c.state, c.err = state, err
+	termed := c.termed
 	c.mu.Unlock()
+	c.logExit(pid, state, rep, termed, err)
 	close(c.done)
+}
+
+// logExit writes the Debug records of the child's end.
+func (c *Cmd) logExit(pid int, state *os.ProcessState, rep report, termed bool, err error) {
+	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	if rep.Flushes > 0 {
+		c.log.Debug("process: child flushed its queues at exit", "name", c.Name, "pid", pid,
+			"queues", rep.Flushes, "items", rep.Items)
+	}
+	status := "unknown"
+	if state != nil {
+		status = state.String()
+		if ws, ok := state.Sys().(syscall.WaitStatus); ok && termed && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			grace := c.Grace
+			if grace == 0 {
+				grace = DefaultGrace
+			}
+			c.log.Debug("process: grace period ended in SIGKILL", "name", c.Name, "pid", pid, "grace", grace)
+		}
+	}
+	attrs := []any{"name", c.Name, "pid", pid, "status", status, "duration", time.Since(c.start)}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	c.log.Debug("process: child exited", attrs...)
 }
 
 // Wait waits for the child to exit and returns what became of it: nil when

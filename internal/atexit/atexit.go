@@ -15,21 +15,31 @@ import (
 // Func flushes one primitive. It must honour ctx.
 type Func func(ctx context.Context) error
 
+type entry struct {
+	fn      Func
+	pending func() int // items fn is to carry, or nil
+}
+
 var (
 	mu    sync.Mutex
 	next  uint64
-	funcs = map[uint64]Func{}
+	funcs = map[uint64]entry{}
 )
 
 // Handle identifies a registered function.
 type Handle uint64
 
 // Register adds fn and returns the handle to remove it with.
-func Register(fn Func) Handle {
+func Register(fn Func) Handle { return RegisterCounted(fn, nil) }
+
+// RegisterCounted is Register for a primitive that can tell how many items
+// its flush is to carry: Run adds up pending() before each flush, for the
+// report of the exit (the parent logs it).
+func RegisterCounted(fn Func, pending func() int) Handle {
 	mu.Lock()
 	defer mu.Unlock()
 	next++
-	funcs[next] = fn
+	funcs[next] = entry{fn, pending}
 	return Handle(next)
 }
 
@@ -44,6 +54,13 @@ func Unregister(h Handle) {
 // Run calls every registered function, in registration order, removing
 // each, and returns their errors joined.
 func Run(ctx context.Context) error {
+	_, _, err := RunCounted(ctx)
+	return err
+}
+
+// RunCounted is Run, also returning how many functions it called and the
+// items they were to carry (as counted before each flush).
+func RunCounted(ctx context.Context) (flushes, items int, err error) {
 	mu.Lock()
 	var hs []uint64
 	for h := range funcs {
@@ -54,12 +71,16 @@ func Run(ctx context.Context) error {
 	var errs []error
 	for _, h := range hs {
 		mu.Lock()
-		fn, ok := funcs[h]
+		e, ok := funcs[h]
 		delete(funcs, h)
 		mu.Unlock()
 		if ok {
-			errs = append(errs, fn(ctx))
+			flushes++
+			if e.pending != nil {
+				items += e.pending()
+			}
+			errs = append(errs, e.fn(ctx))
 		}
 	}
-	return errors.Join(errs...)
+	return flushes, items, errors.Join(errs...)
 }

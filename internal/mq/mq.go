@@ -233,7 +233,7 @@ func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], err
 		}
 	}
 	q.send.init()
-	q.atexit = atexit.Register(q.Flush)
+	q.atexit = atexit.RegisterCounted(q.Flush, q.send.pending)
 	return q, nil
 }
 
