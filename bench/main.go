@@ -6,7 +6,8 @@
 //	go run ./bench -d 500ms -count 7 conn
 //	go run ./bench -list                 # the suites there are
 //
-// Flags: -d is the length of one measurement, -count how many times each
+// Flags: -d is the length of one measurement (-n the items of one, for the
+// conn and queue suites, which measure as bench/items.go says), -count how many times each
 // suite repeats all its measurements (the tables show medians; a ratio is
 // computed inside each run, then the median of those ratios is shown),
 // -python the interpreter for the Python baselines ("none" skips them).
@@ -103,6 +104,7 @@ const fileKind = "file"
 type config struct {
 	duration time.Duration // length of one measurement
 	count    int           // runs of the whole suite; report medians
+	items    int           // items per measurement of the conn and queue suites
 	python   string        // python3 for baselines; "" when there is none
 	out      io.Writer     // where tables go
 }
@@ -162,6 +164,7 @@ func parentMain() int {
 	cfg := &config{out: os.Stdout}
 	flag.DurationVar(&cfg.duration, "d", 300*time.Millisecond, "length of one measurement")
 	flag.IntVar(&cfg.count, "count", 5, "runs of each suite; tables show medians")
+	flag.IntVar(&cfg.items, "n", 200000, "items per measurement of the conn and queue suites")
 	py := flag.String("python", "", `python3 for the Python baselines (default: $MPROC_PYTHON, python3 on PATH, /usr/bin/python3; "none" skips them)`)
 	list := flag.Bool("list", false, "list the suites and exit")
 	flag.Usage = func() {
@@ -175,8 +178,8 @@ func parentMain() int {
 		listSuites(os.Stdout)
 		return 0
 	}
-	if cfg.duration <= 0 || cfg.count <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -d and -count must be positive")
+	if cfg.duration <= 0 || cfg.count <= 0 || cfg.items <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -d, -count and -n must be positive")
 		return 2
 	}
 	names := flag.Args()

@@ -1,98 +1,88 @@
 package main
 
-// The queue suite: simplequeue.Queue and queue.Queue between real
-// processes, side by side with Python's multiprocessing.SimpleQueue and
-// Queue doing the same work (bench/python/queue_bench.py).
+// The queue suite: simplequeue, queue and joinable between real
+// processes, one producer and one or two consumers, measured the
+// outsider's way (items.go): mproc, the packet limit (simplequeue's rows)
+// and Python's multiprocessing (fork) in the same run, interleaved.
 //
-// One measurement: the parent creates the queue and starts the consumers,
-// then one producer; the producer puts for the measurement's duration,
-// then one sentinel per consumer, and closes (which flushes); each consumer
-// gets until its sentinel and reports how many items it got and when it
-// got the first and the last. The rate is the items got by all consumers
-// from the first to the last: start-up is not counted, and the time the
-// consumers take to drain what the producer got ahead by is. Python's
-// script does exactly that with multiprocessing.Process.
-//
-// Adding a case: a row in queueCases, and, for a new kind of queue, a
-// branch in queueCreate and queueOpen (and the same case in the Python
-// script's CASES).
+// The producer puts its n prebuilt items, then one sentinel per consumer,
+// and closes (which flushes); each consumer gets until its sentinel and
+// reports how many items it got and when it decoded the last. For a
+// joinable queue every Get is followed by TaskDone and the producer Joins;
+// the clock runs to Join's return.
 
 import (
 	"bytes"
 	"context"
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/joinable"
 	"github.com/mproc-go/mproc/queue"
 	"github.com/mproc-go/mproc/simplequeue"
 )
 
-//go:embed python/queue_bench.py
-var queuePython []byte
-
 func init() {
-	register(suite{name: "queue", doc: "SimpleQueue, Queue and JoinableQueue, 1 producer -> 1 and 2 consumers, vs Python's multiprocessing", run: runQueue})
+	register(suite{name: "queue", doc: "SimpleQueue, Queue and JoinableQueue, 1 producer -> 1 and 2 consumers, vs the packet limit and Python's multiprocessing", run: runQueue})
 	registerChild("queue-produce", queueProduce)
 	registerChild("queue-consume", queueConsume)
 }
 
 // queueCase is one row of the table.
 type queueCase struct {
-	kind      string  // "simplequeue", "queue": see queueCreate
-	size      int     // item: 0 for the small struct (smallMsg), else a []byte of size bytes
-	maxsize   int     // 0: unbounded
-	consumers int     // consumer processes; one producer
-	python    string  // the case name in queue_bench.py
-	target    float64 // mproc/python to reach
+	kind      string // "simplequeue", "queue", "joinable": see queueCreate
+	shape     string // shapeItem or shape1MiB
+	maxsize   int    // 0: unbounded
+	consumers int
+	python    string  // the case in items_bench.py
+	limit     bool    // measure the packet limit too
+	vsLimit   float64 // mproc/limit to reach (median)
+	vsPython  float64 // mproc/python to reach
+	every     bool    // vsPython must hold in every run, not only the median
 }
 
 func (c queueCase) label() string {
-	what := "small struct"
-	if c.size > 0 {
-		what = fmt.Sprintf("%d KiB bytes", c.size>>10)
+	what := ""
+	if c.shape == shape1MiB {
+		what = ", 1 MiB bytes"
 	}
 	if c.maxsize > 0 {
 		what += fmt.Sprintf(", maxsize %d", c.maxsize)
 	}
-	return fmt.Sprintf("%s 1->%d, %s", c.kind, c.consumers, what)
+	return fmt.Sprintf("%s 1->%d%s", c.kind, c.consumers, what)
 }
 
 var queueCases = []queueCase{
-	{kind: "simplequeue", consumers: 1, python: "simplequeue", target: 1.5},
-	{kind: "simplequeue", consumers: 2, python: "simplequeue", target: 1.5},
-	{kind: "queue", consumers: 1, python: "queue", target: 3},
-	{kind: "queue", consumers: 2, python: "queue", target: 3},
-	// TaskDone after each Get, Join in the producer: the time runs to the
-	// end of Join.
-	{kind: "joinable", consumers: 1, python: "joinablequeue", target: 3},
-	{kind: "joinable", consumers: 2, python: "joinablequeue", target: 3},
+	{kind: "simplequeue", shape: shapeItem, consumers: 1, python: "simplequeue", limit: true, vsLimit: 0.85},
+	{kind: "simplequeue", shape: shapeItem, consumers: 2, python: "simplequeue", limit: true, vsLimit: 0.85},
+	{kind: "queue", shape: shapeItem, consumers: 1, python: "queue", vsPython: 3, every: true},
+	{kind: "queue", shape: shapeItem, consumers: 2, python: "queue", vsPython: 3, every: true},
+	{kind: "joinable", shape: shapeItem, consumers: 1, python: "joinablequeue", vsPython: 3, every: true},
+	{kind: "joinable", shape: shapeItem, consumers: 2, python: "joinablequeue", vsPython: 3, every: true},
 	// Bounded in both, or Python's producer, which only appends references
-	// to its feeder's buffer, runs minutes ahead of its consumers.
-	{kind: "queue", size: 1 << 20, maxsize: 8, consumers: 1, python: "queue1MiB", target: 2},
-	{kind: "queue", size: 1 << 20, maxsize: 8, consumers: 2, python: "queue1MiB", target: 2},
+	// to its feeder's buffer, runs far ahead of its consumers.
+	{kind: "queue", shape: shape1MiB, maxsize: 8, consumers: 1, python: "queue1MiB", vsPython: 2},
 }
 
-// queueStats is what a consumer reports on stdout.
-type queueStats struct {
-	N     int   `json:"n"`
-	First int64 `json:"first"` // Unix ns of the first item got
-	Last  int64 `json:"last"`  // and of the last
-}
+// The packet limits: a packet (O_DIRECT) pipe and a SOCK_SEQPACKET
+// socketpair, bare blocking descriptors.
+const (
+	limitODirect   = "limit-odirect"
+	limitSeqpacket = "limit-seqpacket"
+)
 
 // queueOps is a queue as the bench children use it, whatever its kind.
 type queueOps[T any] struct {
 	put   func(ctx context.Context, v T) error
 	get   func(ctx context.Context) (T, error)
 	got   func() error                    // after each get (a JoinableQueue's TaskDone)
-	close func() error                    // the producer's, after its sentinels (Join, then Close)
+	close func() error                    // after the producer's sentinels, or a consumer's last get
 	join  func(ctx context.Context) error // nil, or a JoinableQueue's Join, run by the producer before close
 }
 
@@ -118,6 +108,23 @@ func queueCreate[T any](kind string, maxsize int) (share func(cmd *exec.Cmd) err
 			return nil, nil, err
 		}
 		return func(cmd *exec.Cmd) error { return q.Share(cmd, "q") }, q.Close, nil
+	case limitODirect, limitSeqpacket:
+		var r, w *os.File
+		if kind == limitODirect {
+			r, w, err = rawPipe(true)
+		} else {
+			w, r, err = rawSocketpair(unix.SOCK_SEQPACKET)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		share := func(cmd *exec.Cmd) error {
+			if err := shareFile(cmd, "r", r); err != nil {
+				return err
+			}
+			return shareFile(cmd, "w", w)
+		}
+		return share, func() error { return errors.Join(r.Close(), w.Close()) }, nil
 	}
 	return nil, nil, fmt.Errorf("no queue kind %q", kind)
 }
@@ -149,213 +156,240 @@ func queueOpen[T any](kind string) (queueOps[T], error) {
 			return queueOps[T]{}, err
 		}
 		return queueOps[T]{put: q.Put, get: q.Get, got: q.TaskDone, close: q.Close, join: q.Join}, nil
+	case limitODirect, limitSeqpacket:
+		r, err := inheritFile("r")
+		if err != nil {
+			return queueOps[T]{}, err
+		}
+		w, err := inheritFile("w")
+		if err != nil {
+			return queueOps[T]{}, err
+		}
+		fw := newFrameWriter(rawFD(w.Fd()), false)
+		pr := &packetReader{r: rawFD(r.Fd())}
+		return queueOps[T]{
+			put: func(_ context.Context, v T) error { return fw.send(&v) },
+			get: func(context.Context) (T, error) {
+				var v T
+				err := pr.recv(&v)
+				return v, err
+			},
+			got:   nop,
+			close: func() error { return errors.Join(r.Close(), w.Close()) },
+		}, nil
 	}
 	return queueOps[T]{}, fmt.Errorf("no queue kind %q", kind)
 }
 
 func runQueue(cfg *config) error {
-	type result struct{ mproc, python, mcpu, pcpu float64 } // items/s (bytes/s when sized); CPU ns per item
-	runs := make([][]result, len(queueCases))
+	impls := []string{implMproc, implLimit, implPython}
+	type key struct {
+		ci   int
+		impl string
+	}
+	var runs []map[key]outcome
 	for run := range cfg.count {
 		fmt.Fprintf(os.Stderr, "bench: queue run %d/%d\n", run+1, cfg.count)
+		res := map[key]outcome{}
 		for ci, c := range queueCases {
-			r := result{mproc: math.NaN(), python: math.NaN(), mcpu: math.NaN(), pcpu: math.NaN()}
-			sides := []func() error{
-				func() (err error) { r.mproc, r.mcpu, err = queueMeasure(cfg, c); return err },
-				func() (err error) { r.python, r.pcpu, err = queuePythonMeasure(cfg, c); return err },
-			}
-			if (run+ci)%2 == 1 { // who goes first changes from case to case and run to run
-				sides[0], sides[1] = sides[1], sides[0]
-			}
-			for _, side := range sides {
-				if err := side(); err != nil {
-					return fmt.Errorf("%s: %w", c.label(), err)
+			count := shapeCount(c.shape, cfg.items)
+			for k := range impls {
+				impl := impls[(k+run+ci)%len(impls)] // who goes first changes from case to case and run to run
+				var o outcome
+				var err error
+				switch impl {
+				case implMproc:
+					o, err = queueMeasure(c.kind, c, count)
+				case implLimit:
+					if !c.limit {
+						continue
+					}
+					// The better of the two packet transports.
+					var o2 outcome
+					if o, err = queueMeasure(limitODirect, c, count); err == nil {
+						if o2, err = queueMeasure(limitSeqpacket, c, count); err == nil && o2.rate > o.rate {
+							o = o2
+						}
+					}
+				case implPython:
+					if cfg.python == "" {
+						continue
+					}
+					o, err = pythonMeasure(cfg, "--suite", "queue", "--case", c.python,
+						"--consumers", strconv.Itoa(c.consumers), "--n", strconv.Itoa(count))
 				}
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", c.label(), impl, err)
+				}
+				res[key{ci, impl}] = o
 			}
-			runs[ci] = append(runs[ci], r)
 		}
+		runs = append(runs, res)
 	}
-	t := newTable("case", "mproc", "python", "mproc/python", "range (runs)", "target",
-		"CPU/item mproc", "CPU/item python", "python/mproc CPU")
+	col := func(k key, f func(outcome) float64) []float64 {
+		xs := make([]float64, len(runs))
+		for i, r := range runs {
+			o, ok := r[k]
+			if !ok {
+				xs[i] = nan
+				continue
+			}
+			xs[i] = f(o)
+		}
+		return xs
+	}
+	rate := func(o outcome) float64 { return o.rate }
+	cpu := func(o outcome) float64 { return o.cpu }
+	t := newTable("case", "mproc", "packet limit", "python", "mproc/limit (range)", "mproc/python (range)", "target", "CPU/item mproc", "CPU/item python")
 	for ci, c := range queueCases {
-		var ms, ps, ratios, mc, pc, cpuRatios []float64
-		for _, r := range runs[ci] {
-			ms, ps = append(ms, r.mproc), append(ps, r.python)
-			ratios = append(ratios, r.mproc/r.python)
-			mc, pc = append(mc, r.mcpu), append(pc, r.pcpu)
-			cpuRatios = append(cpuRatios, r.pcpu/r.mcpu)
+		m, l, p := col(key{ci, implMproc}, rate), col(key{ci, implLimit}, rate), col(key{ci, implPython}, rate)
+		cell := func(v float64) string { return fmtRate(v, "items/s") }
+		if c.shape == shape1MiB {
+			cell = func(v float64) string { return fmtBytesRate(v * (1 << 20)) }
 		}
-		lo, hi := minMax(ratios)
-		ratio := median(ratios)
-		verdict := "-"
-		if !math.IsNaN(ratio) {
-			verdict = fmt.Sprintf(">= %.1f ", c.target)
-			if ratio >= c.target {
-				verdict += "ok"
+		vsLimit := ""
+		var target []string
+		if c.limit {
+			vsLimit = ratioCell(ratios(m, l))
+			target = append(target, "limit "+targetCell(ratios(m, l), c.vsLimit))
+		}
+		if c.vsPython > 0 {
+			rs := ratios(m, p)
+			if c.every {
+				lo, _ := minMax(rs)
+				target = append(target, "python "+targetCell([]float64{lo}, c.vsPython)+" every run")
 			} else {
-				verdict += "MISS"
+				target = append(target, "python "+targetCell(rs, c.vsPython))
 			}
 		}
-		cell := func(x float64) string { return fmtRate(x, "items/s") }
-		if c.size > 0 {
-			cell = fmtBytesRate
+		t.row(c.label(), cell(median(m)), cell(median(l)), cell(median(p)), vsLimit, ratioCell(ratios(m, p)),
+			joinCells(target), fmtDur(median(col(key{ci, implMproc}, cpu))), fmtDur(median(col(key{ci, implPython}, cpu))))
+	}
+	return t.write(cfg.out, fmt.Sprintf("queue: 1 producer process puts %d prebuilt items (1 MiB: %d) -> N consumer processes; barrier, first Put to last decoded item (joinable: Join's return);\n"+
+		"packet limit: one msgpack item per packet, one write(2)/read(2) per item, the better of an O_DIRECT pipe and SOCK_SEQPACKET; python: multiprocessing, fork",
+		cfg.items, shapeCount(shape1MiB, cfg.items)))
+}
+
+func joinCells(cs []string) string {
+	s := ""
+	for i, c := range cs {
+		if i > 0 {
+			s += "; "
 		}
-		t.row(c.label(), cell(median(ms)), cell(median(ps)), fmtRatio(ratio),
-			fmtRatio(lo)+"-"+fmtRatio(hi), verdict,
-			fmtDur(median(mc)), fmtDur(median(pc)), fmtRatio(median(cpuRatios)))
+		s += c
 	}
-	return t.write(cfg.out, "queue: 1 producer process -> N consumer processes, items got per second (1 MiB: bytes/s);\n"+
-		"CPU/item: CPU time of all the case's processes per item, which load elsewhere disturbs less than wall-clock rates")
+	return s
 }
 
-// queueMeasure runs one mproc measurement of c and returns items/s (bytes/s
-// for sized items) and the CPU time of its processes per item, in ns.
-func queueMeasure(cfg *config, c queueCase) (rate, cpu float64, err error) {
-	if c.size > 0 {
-		return queueMeasureT[[]byte](cfg, c)
-	}
-	return queueMeasureT[smallMsg](cfg, c)
-}
-
-func queueMeasureT[T any](cfg *config, c queueCase) (rate, cpu float64, err error) {
-	share, closeQ, err := queueCreate[T](c.kind, c.maxsize)
+// queueMeasure runs one Go measurement of c over kind (c.kind or a limit).
+func queueMeasure(kind string, c queueCase, count int) (outcome, error) {
+	b, err := newBarrier()
 	if err != nil {
-		return 0, 0, err
+		return outcome{}, err
+	}
+	defer b.close()
+	var share func(*exec.Cmd) error
+	var closeQ func() error
+	if c.shape == shape1MiB {
+		share, closeQ, err = queueCreate[[]byte](kind, c.maxsize)
+	} else {
+		share, closeQ, err = queueCreate[item](kind, c.maxsize)
+	}
+	if err != nil {
+		return outcome{}, err
 	}
 	defer closeQ()
-	setup := func(cmd *exec.Cmd) error { return share(cmd) }
-	outs := make([]*bytes.Buffer, c.consumers)
 	var kids []*child
 	defer func() {
 		for _, k := range kids {
 			k.kill()
 		}
 	}()
+	outs := make([]*bytes.Buffer, c.consumers+1) // the consumers', then the producer's
 	for i := range outs {
 		outs[i] = new(bytes.Buffer)
-		out := outs[i]
-		k, err := startChild("queue-consume", []string{c.kind, strconv.Itoa(c.size)}, func(cmd *exec.Cmd) error {
-			cmd.Stdout = out
-			return setup(cmd)
+		role, args := "queue-consume", []string{kind, c.shape}
+		if i == c.consumers {
+			role, args = "queue-produce", []string{kind, c.shape, strconv.Itoa(count), strconv.Itoa(c.consumers)}
+		}
+		k, err := startChild(role, args, func(cmd *exec.Cmd) error {
+			cmd.Stdout = outs[i]
+			if err := b.share(cmd); err != nil {
+				return err
+			}
+			return share(cmd)
 		})
 		if err != nil {
-			return 0, 0, err
+			return outcome{}, err
 		}
 		kids = append(kids, k)
 	}
-	prodOut := new(bytes.Buffer) // a JoinableQueue's producer reports when Join returned
-	prod, err := startChild("queue-produce",
-		[]string{c.kind, strconv.Itoa(c.size), cfg.duration.String(), strconv.Itoa(c.consumers)},
-		func(cmd *exec.Cmd) error {
-			cmd.Stdout = prodOut
-			return setup(cmd)
-		})
-	if err != nil {
-		return 0, 0, err
-	}
-	kids = append(kids, prod)
 	closeQ() // the parent's copy: the children hold theirs
-	timeout := 60*time.Second + 100*cfg.duration
-	for _, k := range kids {
-		if err := k.wait(timeout); err != nil {
-			return 0, 0, err
-		}
-	}
-	var n int
-	var first, last int64 = math.MaxInt64, 0
-	for _, out := range outs {
-		var s queueStats
-		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-			return 0, 0, fmt.Errorf("consumer output %q: %w", out.String(), err)
-		}
-		if s.N == 0 {
-			continue
-		}
-		n += s.N
-		first, last = min(first, s.First), max(last, s.Last)
-	}
-	if prodOut.Len() > 0 {
-		var j struct {
-			Joined int64 `json:"joined"`
-		}
-		if err := json.Unmarshal(prodOut.Bytes(), &j); err != nil {
-			return 0, 0, fmt.Errorf("producer output %q: %w", prodOut.String(), err)
-		}
-		last = max(last, j.Joined)
-	}
-	if n == 0 || last <= first {
-		return math.NaN(), math.NaN(), nil
+	b.started()
+	if err := b.release(len(kids), 60*time.Second); err != nil {
+		return outcome{}, err
 	}
 	var used time.Duration
 	for _, k := range kids {
-		used += k.cmd.ProcessState.UserTime() + k.cmd.ProcessState.SystemTime()
+		if err := k.wait(120 * time.Second); err != nil {
+			return outcome{}, err
+		}
+		used += childUsage(k)
 	}
-	rate = float64(n) * float64(max(c.size, 1)) / time.Duration(last-first).Seconds()
-	return rate, float64(used.Nanoseconds()) / float64(n), nil
+	var n int
+	var start, last int64
+	for i, out := range outs {
+		r, err := parseReport(out)
+		if err != nil {
+			return outcome{}, err
+		}
+		if i == c.consumers {
+			start = r.Start
+		}
+		n += r.N
+		last = max(last, r.Last)
+	}
+	if n != count {
+		return outcome{}, fmt.Errorf("%s: consumers got %d items, want %d", kind, n, count)
+	}
+	return rateOf(count, start, last, used), nil
 }
 
-// queuePythonMeasure runs the same case through queue_bench.py.
-func queuePythonMeasure(cfg *config, c queueCase) (rate, cpu float64, err error) {
-	if cfg.python == "" {
-		return math.NaN(), math.NaN(), nil
-	}
-	out, err := runPython(cfg, "queue_bench.py", queuePython, 120*time.Second+200*cfg.duration,
-		"--case", c.python, "--consumers", strconv.Itoa(c.consumers),
-		"--duration", strconv.FormatFloat(cfg.duration.Seconds(), 'f', -1, 64))
-	if err != nil {
-		return 0, 0, err
-	}
-	var r struct {
-		Items   int     `json:"items"`
-		Seconds float64 `json:"seconds"`
-		Bytes   float64 `json:"bytes"`
-		CPU     float64 `json:"cpu"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, 0, fmt.Errorf("python output %q: %w", out, err)
-	}
-	if r.Seconds <= 0 || r.Items == 0 {
-		return math.NaN(), math.NaN(), nil
-	}
-	cpu = r.CPU * 1e9 / float64(r.Items)
-	if c.size > 0 {
-		return r.Bytes / r.Seconds, cpu, nil
-	}
-	return float64(r.Items) / r.Seconds, cpu, nil
-}
-
-// queueProduce (child): args kind, size, duration, consumers. Puts for
-// duration, then one sentinel per consumer, then closes (flushing).
+// queueProduce (child): args kind, shape, count, consumers. Puts count
+// prebuilt items, then one sentinel per consumer; Joins a joinable queue;
+// closes (flushing).
 func queueProduce(args []string) error {
 	if len(args) != 4 {
-		return errors.New("want kind, size, duration, consumers")
+		return errors.New("want kind, shape, count, consumers")
 	}
-	size, err1 := strconv.Atoi(args[1])
-	d, err2 := time.ParseDuration(args[2])
-	consumers, err3 := strconv.Atoi(args[3])
-	if err := errors.Join(err1, err2, err3); err != nil {
+	count, err1 := strconv.Atoi(args[2])
+	consumers, err2 := strconv.Atoi(args[3])
+	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	if size > 0 {
-		payload := make([]byte, size)
-		for i := range payload {
-			payload[i] = byte(i)
+	if args[1] == shape1MiB {
+		p := payload1MiB()
+		items := make([][]byte, count)
+		for i := range items {
+			items[i] = p
 		}
-		return produce(args[0], d, consumers, func(int) []byte { return payload }, []byte{})
+		return produce(args[0], items, consumers, []byte{})
 	}
-	msg := sampleMsg()
-	return produce(args[0], d, consumers, func(i int) smallMsg { msg.ID = int64(i); return msg }, smallMsg{ID: -1})
+	return produce(args[0], makeItems(count), consumers, sentinelItem)
 }
 
-func produce[T any](kind string, d time.Duration, consumers int, next func(int) T, sentinel T) error {
+func produce[T any](kind string, items []T, consumers int, sentinel T) error {
 	q, err := queueOpen[T](kind)
 	if err != nil {
 		return err
 	}
+	if err := awaitBarrier(); err != nil {
+		return err
+	}
 	ctx := context.Background()
-	deadline := time.Now().Add(d)
-	for i := 0; i%64 != 0 || time.Now().Before(deadline); i++ {
-		if err := q.put(ctx, next(i)); err != nil {
+	r := report{Start: time.Now().UnixNano()}
+	for _, v := range items {
+		if err := q.put(ctx, v); err != nil {
 			return err
 		}
 	}
@@ -368,28 +402,24 @@ func produce[T any](kind string, d time.Duration, consumers int, next func(int) 
 		if err := q.join(ctx); err != nil {
 			return err
 		}
-		joined := time.Now().UnixNano()
-		if err := json.NewEncoder(os.Stdout).Encode(map[string]int64{"joined": joined}); err != nil {
-			return err
-		}
+		r.Last = time.Now().UnixNano()
 	}
-	return q.close()
-}
-
-// queueConsume (child): args kind, size. Gets until a sentinel, then
-// prints its queueStats.
-func queueConsume(args []string) error {
-	if len(args) != 2 {
-		return errors.New("want kind, size")
-	}
-	size, err := strconv.Atoi(args[1])
-	if err != nil {
+	if err := q.close(); err != nil {
 		return err
 	}
-	if size > 0 {
+	return printReport(r)
+}
+
+// queueConsume (child): args kind, shape. Gets until a sentinel, then
+// reports.
+func queueConsume(args []string) error {
+	if len(args) != 2 {
+		return errors.New("want kind, shape")
+	}
+	if args[1] == shape1MiB {
 		return consume(args[0], func(v []byte) bool { return len(v) == 0 })
 	}
-	return consume(args[0], func(v smallMsg) bool { return v.ID < 0 })
+	return consume(args[0], func(v item) bool { return v.ID < 0 })
 }
 
 func consume[T any](kind string, sentinel func(T) bool) error {
@@ -397,7 +427,10 @@ func consume[T any](kind string, sentinel func(T) bool) error {
 	if err != nil {
 		return err
 	}
-	var s queueStats
+	if err := awaitBarrier(); err != nil {
+		return err
+	}
+	var r report
 	ctx := context.Background()
 	for {
 		v, err := q.get(ctx)
@@ -410,14 +443,11 @@ func consume[T any](kind string, sentinel func(T) bool) error {
 		if sentinel(v) {
 			break
 		}
-		s.Last = time.Now().UnixNano()
-		if s.N == 0 {
-			s.First = s.Last
-		}
-		s.N++
+		r.Last = time.Now().UnixNano()
+		r.N++
 	}
 	if err := q.close(); err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(s)
+	return printReport(r)
 }
