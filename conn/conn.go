@@ -17,6 +17,7 @@ import (
 
 	"github.com/mproc-go/mproc/internal/codec"
 	"github.com/mproc-go/mproc/internal/fd"
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 var (
@@ -36,6 +37,13 @@ var (
 // poolMax is the largest buffer kept for reuse between messages.
 const poolMax = 64 << 10
 
+type notSendable = share.Inheritable[connName]
+
+// connName names conn.Conn in the errors of notSendable.
+type connName struct{}
+
+func (connName) String() string { return "conn.Conn" }
+
 // Conn sends and receives whole messages over one pipe or socket
 // descriptor. See the package documentation for the frame format.
 //
@@ -49,6 +57,9 @@ const poolMax = 64 << 10
 // against other writers, larger ones may interleave. Use the queue packages
 // when many processes write or read one channel.
 type Conn struct {
+	// notSendable makes msgpack refuse a Conn in a message: see ErrNotSendable.
+	notSendable
+
 	f    *os.File
 	rc   syscall.RawConn
 	info fd.Info

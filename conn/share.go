@@ -22,6 +22,10 @@ var (
 	ErrWrongKind = share.ErrWrongKind
 	// ErrBadFD: the descriptor recorded for the name is not open.
 	ErrBadFD = share.ErrBadFD
+	// ErrNotSendable: a Conn (or a value holding one) was given to Send,
+	// Put, Map, Apply or Go, or met in a message being decoded; share it
+	// through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
 
 // Share arranges for the child that cmd will start to inherit this end of

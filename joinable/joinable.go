@@ -53,6 +53,10 @@ var (
 	// ErrBadName: Share was given a name other than ASCII letters, digits,
 	// '_', '-' and '.'.
 	ErrBadName = share.ErrBadName
+	// ErrNotSendable: a Queue (or a value holding one) was given to Send,
+	// Put, Map, Apply or Go, or met in a message being decoded; share it
+	// through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
 
 // MaxItemSize is the largest item a queue carries, encoded: 1 GiB.
@@ -69,11 +73,21 @@ const Kind = "joinable"
 // process died holding it, and then the count is lost anyway.
 const closeWait = 10 * time.Second
 
+type notSendable = share.Inheritable[queueName]
+
+// queueName names joinable.Queue in the errors of notSendable.
+type queueName struct{}
+
+func (queueName) String() string { return "joinable.Queue" }
+
 // Queue is a queue.Queue whose items are also counted until a TaskDone
 // marks them done, so that Join can wait for all of them; see the package
 // documentation. A Queue is safe for use by several goroutines, and by
 // several processes through Share and Inherit.
 type Queue[T any] struct {
+	// notSendable makes msgpack refuse a Queue in a message: see ErrNotSendable.
+	notSendable
+
 	q *mq.Queue[T]
 	c *counter.Counter
 	tally

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/fd"
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 // Errors of this package. Test with errors.Is.
@@ -40,6 +41,13 @@ var token = [1]byte{'L'}
 // (see ErrExtraToken), which collapse into one at every acquisition.
 const takeMax = 64
 
+type notSendable = share.Inheritable[lockName]
+
+// lockName names lock.Lock in the errors of notSendable.
+type lockName struct{}
+
+func (lockName) String() string { return "lock.Lock" }
+
 // Lock is a mutual-exclusion lock shared by processes: a pipe holding one
 // token byte, taken to lock and written back to unlock. It implements
 // sync.Locker.
@@ -52,6 +60,9 @@ const takeMax = 64
 // races with the waiters of other processes when the token comes back. No
 // order is promised, within a process or between processes.
 type Lock struct {
+	// notSendable makes msgpack refuse a Lock in a message: see ErrNotSendable.
+	notSendable
+
 	r, w     *os.File // the two ends of the token pipe
 	rrc, wrc syscall.RawConn
 

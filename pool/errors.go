@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"github.com/mproc-go/mproc/internal/share"
 	"strings"
 )
 
@@ -30,6 +31,13 @@ var (
 	// inputs that could not run, when a worker's initializer failed. The
 	// error carries the initializer's text. Test with errors.Is.
 	ErrInit = errors.New("pool: worker initializer failed")
+	// ErrNotSendable is wrapped by the [TaskError]s of a chunk holding an
+	// input that holds a Pool, a process.Cmd, or a lock, queue or Conn
+	// (which workers get through [Config.Shares] instead): the chunk fails
+	// in the caller's process, before it goes to a worker. An output that
+	// holds one fails its task in the worker, with the same text. Test
+	// with errors.Is.
+	ErrNotSendable = share.ErrNotSendable
 )
 
 // TaskError is the failure of one input. Its task either ran in a worker

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mproc-go/mproc/internal/debuglog"
+	"github.com/mproc-go/mproc/internal/share"
 	"github.com/mproc-go/mproc/process"
 )
 
@@ -67,6 +68,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+type notSendable = share.Local[poolName]
+
+// poolName names pool.Pool in the errors of notSendable.
+type poolName struct{}
+
+func (poolName) String() string { return "pool.Pool" }
+
 // Pool is a pool of worker processes running one registered function,
 // the Go counterpart of Python's multiprocessing.Pool. Create it with
 // [New]; end it with [Pool.Terminate], or [Pool.Close] then [Pool.Join].
@@ -74,6 +82,9 @@ type Config struct {
 // All methods are safe for use by several goroutines; calls made
 // concurrently share the workers, first come, first served.
 type Pool[In, Out any] struct {
+	// notSendable makes msgpack refuse a Pool in a message: see ErrNotSendable.
+	notSendable
+
 	fn     *Func[In, Out]
 	cfg    Config
 	log    *slog.Logger    // never nil

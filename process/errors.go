@@ -3,6 +3,7 @@ package process
 import (
 	"errors"
 	"fmt"
+	"github.com/mproc-go/mproc/internal/share"
 	"os"
 	"syscall"
 )
@@ -25,6 +26,10 @@ var (
 	// "mproc." prefix, which the package keeps for itself. Test with
 	// errors.Is.
 	ErrReservedName = errors.New("process: share names starting with \"mproc.\" are reserved")
+	// ErrNotSendable is the error of a message holding a Cmd (or a lock,
+	// queue or Conn, which a child gets through [Cmd.Share] instead): a
+	// Cmd belongs to the process that started it. Test with errors.Is.
+	ErrNotSendable = share.ErrNotSendable
 )
 
 // Error is the error that a child's function returned, as the parent sees

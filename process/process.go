@@ -91,6 +91,13 @@ type Sharer interface {
 	Share(cmd *exec.Cmd, name string) error
 }
 
+type notSendable = share.Local[cmdName]
+
+// cmdName names process.Cmd in the errors of notSendable.
+type cmdName struct{}
+
+func (cmdName) String() string { return "process.Cmd" }
+
 // Cmd is a child process running a registered function of this program.
 // Build it with [Command], set the fields and call [Cmd.Share], then
 // [Cmd.Start]. The fields and Share must not be changed or called after
@@ -106,6 +113,9 @@ type Sharer interface {
 // on both sides, like a queue, stay open in the parent as long as it uses
 // them.
 type Cmd struct {
+	// notSendable makes msgpack refuse a Cmd in a message: see ErrNotSendable.
+	notSendable
+
 	// Name is the registered function the child runs.
 	Name string
 	// Args are the child's arguments, returned by [Args] in the child and

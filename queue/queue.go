@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mproc-go/mproc/internal/mq"
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 // Errors of the queue. They are the same values in queue and joinable, so
@@ -40,8 +41,18 @@ const MaxItemSize = mq.MaxItemSize
 // producer's items arrive in the order it put them when there is one
 // consumer; with several consumers every item is received exactly once.
 type Queue[T any] struct {
+	// notSendable makes msgpack refuse a Queue in a message: see ErrNotSendable.
+	notSendable
+
 	q *mq.Queue[T]
 }
+
+type notSendable = share.Inheritable[queueName]
+
+// queueName names queue.Queue in the errors of notSendable.
+type queueName struct{}
+
+func (queueName) String() string { return "queue.Queue" }
 
 // New creates a queue. maxsize <= 0 makes it unbounded: Put never waits.
 // Otherwise Put waits while maxsize items are in the queue; New returns

@@ -26,6 +26,10 @@ var (
 	// ErrBadName: Share was given a name other than ASCII letters,
 	// digits, '_', '-' and '.'.
 	ErrBadName = share.ErrBadName
+	// ErrNotSendable: a Queue (or a value holding one) was given to Send,
+	// Put, Map, Apply or Go, or met in a message being decoded; share it
+	// through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
 
 // Share arranges for the child that cmd will start to inherit q under
