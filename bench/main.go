@@ -138,9 +138,7 @@ func registerChild(role string, fn func(args []string) error) {
 }
 
 func main() {
-	if process.Main() { // a child started by package process (the process suite)
-		return
-	}
+	process.Main() // a child started by package process (the process suite)
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(childMain(role))
 	}

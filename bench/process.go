@@ -61,7 +61,7 @@ func startOne(dieWithParent bool) (time.Duration, error) {
 	defer q.Close()
 	cmd := process.Command("bench-process-item")
 	cmd.DieWithParent = dieWithParent
-	if err := cmd.Share("out", q); err != nil {
+	if err := cmd.Share(q, "out"); err != nil {
 		return 0, err
 	}
 	if err := cmd.Start(ctx); err != nil {

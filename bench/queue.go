@@ -138,12 +138,7 @@ func queueOpen[T any](kind string) (queueOps[T], error) {
 		if err != nil {
 			return queueOps[T]{}, err
 		}
-		return queueOps[T]{
-			put:   func(ctx context.Context, v T) error { return q.PutContext(ctx, v) },
-			get:   q.GetContext,
-			got:   nop,
-			close: q.Close,
-		}, nil
+		return queueOps[T]{put: q.Put, get: q.Get, got: nop, close: q.Close}, nil
 	case "queue":
 		q, err := queue.Inherit[T]("q")
 		if err != nil {

@@ -80,7 +80,7 @@ type Conn struct {
 // a pipe end or a socket. f stays open and remains the caller's to close,
 // as with net.FileConn; like net.FileConn, New puts the open file
 // description in nonblocking mode, so that Close can interrupt a blocked
-// call.
+// call. To hand f over instead of duplicating it, use Own.
 func New(f *os.File) (*Conn, error) {
 	if _, err := fd.FileStat(f); err != nil {
 		return nil, fmt.Errorf("conn: %w", err)
@@ -92,6 +92,32 @@ func New(f *os.File) (*Conn, error) {
 	c, err := newConn(d)
 	if err != nil {
 		d.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Own returns a Conn that takes ownership of f, which must be a pipe end or
+// a socket: the Conn closes it, and the caller must neither use nor close f
+// afterwards, also when Own fails (then f is closed). Use it for a
+// descriptor made for the Conn alone, as package pipe does; New is for one
+// the caller keeps. A blocking descriptor (a parent in another language
+// may leave one) is replaced by a nonblocking duplicate, so that Close and
+// ctx can interrupt a blocked call.
+func Own(f *os.File) (*Conn, error) {
+	if _, err := fd.FileStat(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("conn: %w", err)
+	}
+	// os.NewFile did not register a blocking descriptor with the poller;
+	// a nonblocking duplicate is.
+	f, err := fd.Pollable(f)
+	if err != nil {
+		return nil, fmt.Errorf("conn: %w", err)
+	}
+	c, err := newConn(f)
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	return c, nil

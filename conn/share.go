@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,11 +13,13 @@ import (
 // lists inherited descriptors (see Share).
 const Kind = "conn"
 
-// Errors of Inherit, shared by every mproc package. Test with errors.Is.
+// Errors of Share and Inherit, shared by every mproc package. Test with
+// errors.Is.
 var (
 	// ErrNotInherited: this process inherited no object by that name.
 	ErrNotInherited = share.ErrNotInherited
-	// ErrWrongKind: the name was shared as another primitive.
+	// ErrWrongKind: the name was shared as another primitive, or its
+	// descriptor is neither a pipe nor a socket.
 	ErrWrongKind = share.ErrWrongKind
 	// ErrBadFD: the descriptor recorded for the name is not open.
 	ErrBadFD = share.ErrBadFD
@@ -26,6 +27,9 @@ var (
 	// Put, Map, Apply or Go, or met in a message being decoded; share it
 	// through inheritance instead.
 	ErrNotSendable = share.ErrNotSendable
+	// ErrBadName: Share was given a name other than ASCII letters,
+	// digits, '_', '-' and '.'.
+	ErrBadName = share.ErrBadName
 )
 
 // Share arranges for the child that cmd will start to inherit this end of
@@ -56,7 +60,7 @@ func Inherit(name string) (*Conn, error) {
 			for _, f := range files {
 				f.Close()
 			}
-			return nil, fmt.Errorf("%w: a conn has one descriptor, got %d", share.ErrWrongKind, len(files))
+			return nil, fmt.Errorf("%w: a conn has one descriptor, got %d", ErrWrongKind, len(files))
 		}
 		return inheritFile(files[0])
 	})
@@ -69,18 +73,7 @@ func Inherit(name string) (*Conn, error) {
 func inheritFile(f *os.File) (*Conn, error) {
 	if _, err := fd.FileStat(f); err != nil {
 		f.Close()
-		return nil, errors.Join(share.ErrWrongKind, err)
+		return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
 	}
-	// os.NewFile did not register a blocking descriptor with the poller;
-	// a nonblocking duplicate is.
-	f, err := fd.Pollable(f)
-	if err != nil {
-		return nil, err
-	}
-	c, err := newConn(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return c, nil
+	return Own(f)
 }

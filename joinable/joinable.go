@@ -15,31 +15,33 @@ import (
 	"github.com/mproc-go/mproc/internal/share"
 )
 
+// errs are the package's errors, in place of the engine's.
+var errs = mq.NewErrors("joinable")
+
 // Errors. Test with errors.Is.
 var (
 	// ErrTooManyTaskDone is returned by TaskDone when no task is
 	// unfinished; the count is left unchanged.
 	ErrTooManyTaskDone = errors.New("joinable: TaskDone called more times than items were put")
 
-	// The errors of package queue, the same values, so that errors.Is
-	// works across both.
+	// The errors of a queue, as in package queue.
 
 	// ErrClosed is returned by every call after Close, and by a call that
 	// Close interrupted.
-	ErrClosed = mq.ErrClosed
+	ErrClosed = errs.Closed
 	// ErrFull is returned by TryPut when the queue holds maxsize items.
-	ErrFull = mq.ErrFull
+	ErrFull = errs.Full
 	// ErrEmpty is returned by TryGet when no item is waiting.
-	ErrEmpty = mq.ErrEmpty
+	ErrEmpty = errs.Empty
 	// ErrTooLarge is returned by Put for an item that encodes to more
 	// than MaxItemSize bytes.
-	ErrTooLarge = mq.ErrTooLarge
+	ErrTooLarge = errs.TooLarge
 	// ErrMaxsize is returned by New for a maxsize this system cannot
 	// support.
-	ErrMaxsize = mq.ErrMaxsize
+	ErrMaxsize = errs.Maxsize
 	// ErrCorrupt is returned by Get for a packet that no queue writes;
 	// the packet is discarded and the queue remains usable.
-	ErrCorrupt = mq.ErrCorrupt
+	ErrCorrupt = errs.Corrupt
 
 	// The errors of Share and Inherit, shared by every mproc package.
 
@@ -92,15 +94,13 @@ type Queue[T any] struct {
 	c *counter.Counter
 	tally
 
-	// hookCtx bounds the shared-count updates of calls that have no ctx of
-	// their own (the engine's hooks, the tally flusher, Close). Close
-	// cancels it after closeWait.
-	hookCtx    context.Context
-	hookCancel context.CancelFunc
-	// callCtx is cancelled when Close starts: it interrupts Join and
-	// TaskDone of this process.
-	callCtx    context.Context
-	callCancel context.CancelFunc
+	// giveUp is closed when Close gives up on the shared count (after
+	// closeWait): it bounds the count updates of calls that have no ctx of
+	// their own (the engine's hooks, the tally flusher, Close), through
+	// untilClosed. closing is closed when Close starts: it interrupts Join
+	// and TaskDone of this process.
+	giveUp, closing   chan struct{}
+	giveUpOnce, cOnce sync.Once
 
 	exit      atexit.Handle
 	closed    atomic.Bool
@@ -114,22 +114,20 @@ type Queue[T any] struct {
 func New[T any](maxsize int) (*Queue[T], error) {
 	c, err := counter.New()
 	if err != nil {
-		return nil, fmt.Errorf("joinable: %w", err)
+		return nil, fmt.Errorf("joinable: task count: %w", err)
 	}
 	jq := newQueue[T](c)
 	q, err := mq.New[T](maxsize, jq.hooks())
 	if err != nil {
 		jq.abandon()
-		return nil, fmt.Errorf("joinable: %w", err)
+		return nil, errs.Public(err)
 	}
 	jq.start(q)
 	return jq, nil
 }
 
 func newQueue[T any](c *counter.Counter) *Queue[T] {
-	jq := &Queue[T]{c: c}
-	jq.hookCtx, jq.hookCancel = context.WithCancel(context.Background())
-	jq.callCtx, jq.callCancel = context.WithCancel(context.Background())
+	jq := &Queue[T]{c: c, giveUp: make(chan struct{}), closing: make(chan struct{})}
 	jq.tally.init()
 	return jq
 }
@@ -137,37 +135,43 @@ func newQueue[T any](c *counter.Counter) *Queue[T] {
 // start takes q and starts the flusher goroutine.
 func (jq *Queue[T]) start(q *mq.Queue[T]) {
 	jq.q = q
-	go jq.flusher(jq.c, jq.hookCtx)
+	go jq.flusher(untilClosed(jq.giveUp), jq.c)
 	jq.exit = atexit.Register(func(ctx context.Context) error {
 		// A process about to exit: hand on what it put and what it marked
 		// done, as Close would.
-		err := jq.q.Flush(ctx)
-		return errors.Join(err, jq.flushTally(jq.c, ctx), jq.tally.takeErr())
+		err := errs.Public(jq.q.Flush(ctx))
+		return errors.Join(err, jq.flushTally(ctx, jq.c), jq.tally.takeErr())
 	})
 }
 
 // abandon releases what newQueue made when the engine could not be built.
 func (jq *Queue[T]) abandon() {
-	jq.hookCancel()
-	jq.callCancel()
+	jq.stopCalls()
+	jq.stopHooks()
 	jq.c.Close()
 }
+
+// stopCalls interrupts this process's Join and TaskDone calls.
+func (jq *Queue[T]) stopCalls() { jq.cOnce.Do(func() { close(jq.closing) }) }
+
+// stopHooks makes the count updates without a ctx of their own give up.
+func (jq *Queue[T]) stopHooks() { jq.giveUpOnce.Do(func() { close(jq.giveUp) }) }
 
 func (jq *Queue[T]) hooks() mq.Hooks {
 	return mq.Hooks{
 		BeforeSend: func(n int) error {
 			// The items are counted before any process can receive them.
-			return jq.countErr(jq.c.Add(jq.hookCtx, int64(n)))
+			return jq.countErr(jq.c.Add(untilClosed(jq.giveUp), int64(n)))
 		},
 		SendFailed: func(n int) {
 			// Items counted and not delivered: uncount them.
-			jq.c.DoneUpTo(jq.hookCtx, int64(n))
+			jq.c.DoneUpTo(untilClosed(jq.giveUp), int64(n))
 		},
 		// Items counted and lost on the way (their sender died while
 		// streaming one, Close interrupted it): nobody can get them, so
 		// nobody will mark them done.
 		Dropped: func(n int) {
-			jq.c.DoneUpTo(jq.hookCtx, int64(n))
+			jq.c.DoneUpTo(untilClosed(jq.giveUp), int64(n))
 		},
 		BeforeBlock: jq.tally.kickNow,
 	}
@@ -178,11 +182,11 @@ func (jq *Queue[T]) hooks() mq.Hooks {
 // process can get it (before Put returns, or, when Put has left it in this
 // process's buffer, before it leaves the buffer: see the package
 // documentation). Safe for concurrent use.
-func (jq *Queue[T]) Put(ctx context.Context, v T) error { return jq.q.Put(ctx, v) }
+func (jq *Queue[T]) Put(ctx context.Context, v T) error { return errs.Public(jq.q.Put(ctx, v)) }
 
 // TryPut adds v if that needs no waiting, or returns ErrFull. Safe for
 // concurrent use.
-func (jq *Queue[T]) TryPut(v T) error { return jq.q.TryPut(v) }
+func (jq *Queue[T]) TryPut(v T) error { return errs.Public(jq.q.TryPut(v)) }
 
 // Get removes and returns the next item, waiting until there is one, ctx
 // ends (ctx.Err()) or Close (ErrClosed). The item stays unfinished until
@@ -192,7 +196,7 @@ func (jq *Queue[T]) Get(ctx context.Context) (T, error) {
 	if err == nil {
 		jq.gotten.Add(1)
 	}
-	return v, err
+	return v, errs.Public(err)
 }
 
 // TryGet removes and returns the next item if there is one, or returns
@@ -202,7 +206,7 @@ func (jq *Queue[T]) TryGet() (T, error) {
 	if err == nil {
 		jq.gotten.Add(1)
 	}
-	return v, err
+	return v, errs.Public(err)
 }
 
 // Qsize returns the number of items in the queue; see queue.Queue.Qsize.
@@ -220,7 +224,7 @@ func (jq *Queue[T]) Maxsize() int { return jq.q.Maxsize() }
 // Flush waits until every item this process put has left its buffer for
 // the queue, where every process can get it and where it is counted as
 // unfinished. Safe for concurrent use.
-func (jq *Queue[T]) Flush(ctx context.Context) error { return jq.q.Flush(ctx) }
+func (jq *Queue[T]) Flush(ctx context.Context) error { return errs.Public(jq.q.Flush(ctx)) }
 
 // TaskDone marks one task done: an item got by some process has been
 // processed. It returns ErrTooManyTaskDone, and changes nothing, when no
@@ -240,10 +244,11 @@ func (jq *Queue[T]) TaskDone() error {
 	// No item of ours is pending: the checked, shared path. Flush our own
 	// tally first, so that an extra TaskDone of this process is refused
 	// here and not later in a flush.
-	if err := jq.flushTally(jq.c, jq.callCtx); err != nil {
+	ctx := untilClosed(jq.closing)
+	if err := jq.flushTally(ctx, jq.c); err != nil {
 		return jq.callErr(err)
 	}
-	return jq.callErr(jq.c.Done(jq.callCtx, 1))
+	return jq.callErr(jq.c.Done(ctx, 1))
 }
 
 // Join waits until every item put so far has had its TaskDone: items this
@@ -257,12 +262,15 @@ func (jq *Queue[T]) Join(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(jq.callCtx, cancel)
+	stop := context.AfterFunc(untilClosed(jq.closing), cancel)
 	defer stop()
 	if err := jq.q.Flush(ctx); err != nil {
-		return jq.joinErr(ctx, err)
+		if jq.closed.Load() && errors.Is(err, context.Canceled) {
+			return ErrClosed
+		}
+		return errs.Public(err)
 	}
-	if err := jq.flushTally(jq.c, ctx); err != nil {
+	if err := jq.flushTally(ctx, jq.c); err != nil {
 		return jq.joinErr(ctx, err)
 	}
 	if err := jq.c.Join(ctx); err != nil {
@@ -278,7 +286,7 @@ func (jq *Queue[T]) joinErr(ctx context.Context, err error) error {
 	return jq.countErr(err)
 }
 
-// callErr maps an error of a call interrupted through callCtx.
+// callErr maps an error of a call interrupted by Close (closing).
 func (jq *Queue[T]) callErr(err error) error {
 	if err != nil && jq.closed.Load() && errors.Is(err, context.Canceled) {
 		return ErrClosed
@@ -319,19 +327,19 @@ func (jq *Queue[T]) Close() error {
 	jq.closeOnce.Do(func() {
 		atexit.Unregister(jq.exit)
 		jq.closed.Store(true)
-		jq.callCancel()
-		giveUp := time.AfterFunc(closeWait, jq.hookCancel)
+		jq.stopCalls()
+		giveUp := time.AfterFunc(closeWait, jq.stopHooks)
 		defer giveUp.Stop()
-		var errs []error
-		errs = append(errs, jq.q.Close())
+		var all []error
+		all = append(all, errs.Public(jq.q.Close()))
 		jq.tally.stop()
-		if err := jq.flushTally(jq.c, jq.hookCtx); err != nil {
-			errs = append(errs, jq.countErr(err))
+		if err := jq.flushTally(untilClosed(jq.giveUp), jq.c); err != nil {
+			all = append(all, jq.countErr(err))
 		}
-		errs = append(errs, jq.tally.takeErr())
-		jq.hookCancel()
-		errs = append(errs, jq.c.Close())
-		jq.closeErr = errors.Join(errs...)
+		all = append(all, jq.tally.takeErr())
+		jq.stopHooks()
+		all = append(all, jq.countErr(jq.c.Close()))
+		jq.closeErr = errors.Join(all...)
 	})
 	return jq.closeErr
 }

@@ -47,18 +47,18 @@ func Inherit[T any](name string) (*Queue[T], error) {
 func fromFiles[T any](files []*os.File) (*Queue[T], error) {
 	if len(files) <= counter.NumFiles {
 		closeFiles(files)
-		return nil, fmt.Errorf("joinable: %d descriptors, want the task count's %d and the queue's", len(files), counter.NumFiles)
+		return nil, fmt.Errorf("%d descriptors, want the task count's %d and the queue's", len(files), counter.NumFiles)
 	}
 	c, err := counter.FromFiles(files[:counter.NumFiles])
 	if err != nil {
 		closeFiles(files[counter.NumFiles:])
-		return nil, fmt.Errorf("joinable: %w", err)
+		return nil, fmt.Errorf("task count: %w", err)
 	}
 	jq := newQueue[T](c)
 	q, err := mq.FromFiles[T](files[counter.NumFiles:], jq.hooks())
 	if err != nil {
 		jq.abandon()
-		return nil, fmt.Errorf("joinable: %w", err)
+		return nil, err
 	}
 	jq.start(q)
 	return jq, nil

@@ -90,7 +90,7 @@ func (t *tally) kickNow() {
 
 // flusher flushes the tally when kicked, or flushDelay after it leaves
 // zero, at most once per flushGap, until stop. ctx bounds each flush.
-func (t *tally) flusher(c *counter.Counter, ctx context.Context) {
+func (t *tally) flusher(ctx context.Context, c *counter.Counter) {
 	defer close(t.ended)
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
@@ -122,7 +122,7 @@ func (t *tally) flusher(c *counter.Counter, ctx context.Context) {
 		}
 		// An error leaves the tally for the next flush (Close's at the
 		// latest); a refusal is kept for Join and Close.
-		t.flushTally(c, ctx)
+		t.flushTally(ctx, c)
 		last = time.Now()
 	}
 }
@@ -134,7 +134,7 @@ func (t *tally) stop() {
 }
 
 // flushTally takes this process's tally off the shared count.
-func (t *tally) flushTally(c *counter.Counter, ctx context.Context) error {
+func (t *tally) flushTally(ctx context.Context, c *counter.Counter) error {
 	select {
 	case t.flushing <- struct{}{}:
 	case <-ctx.Done():
@@ -170,4 +170,22 @@ func (t *tally) takeErr() error {
 	err := t.err
 	t.err = nil
 	return err
+}
+
+// untilClosed is a context.Context that ends (context.Canceled) when done
+// is closed: the ctx of a call that has none of its own, bounded by the
+// queue's Close. It is a value made per call, so that no context lives in
+// a struct, and converting it to a Context does not allocate.
+type untilClosed <-chan struct{}
+
+func (c untilClosed) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c untilClosed) Done() <-chan struct{}       { return c }
+func (c untilClosed) Value(any) any               { return nil }
+func (c untilClosed) Err() error {
+	select {
+	case <-c:
+		return context.Canceled
+	default:
+		return nil
+	}
 }

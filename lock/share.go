@@ -1,7 +1,6 @@
 package lock
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,7 +16,8 @@ import (
 // write end of the token pipe.
 const Kind = "lock"
 
-// Errors of Inherit, shared by every mproc package. Test with errors.Is.
+// Errors of Share and Inherit, shared by every mproc package. Test with
+// errors.Is.
 var (
 	// ErrNotInherited: this process inherited no object by that name.
 	ErrNotInherited = share.ErrNotInherited
@@ -114,7 +114,7 @@ func checkFiles(files []*os.File) error {
 	for i, f := range files {
 		info, err := fd.FileStat(f)
 		if err != nil {
-			return errors.Join(ErrWrongKind, err)
+			return fmt.Errorf("%w: %w", ErrWrongKind, err)
 		}
 		if info.Socket || !(i == 0 && info.Readable || i == 1 && info.Writable) {
 			return fmt.Errorf("%w: descriptor %d of a lock must be the %s end of a pipe", ErrWrongKind, i, [2]string{"read", "write"}[i])

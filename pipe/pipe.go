@@ -37,13 +37,13 @@ func Simplex() (r, w *conn.Conn, err error) {
 	return wrap(fr, fw)
 }
 
+// wrap hands the two new descriptors over to Conns, which own them.
 func wrap(fa, fb *os.File) (a, b *conn.Conn, err error) {
-	defer fa.Close()
-	defer fb.Close()
-	if a, err = conn.New(fa); err != nil {
+	if a, err = conn.Own(fa); err != nil {
+		fb.Close()
 		return nil, nil, err
 	}
-	if b, err = conn.New(fb); err != nil {
+	if b, err = conn.Own(fb); err != nil {
 		a.Close()
 		return nil, nil, err
 	}

@@ -4,7 +4,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -37,16 +36,16 @@ func workerMain(ctx context.Context) error {
 	defer c.Close()
 	srv, ok := lookup(args[0])
 	if !ok {
-		h := hello{Msg: fmt.Sprintf("pool: no task function registered as %q in the worker (call pool.Register at package level or in init)", args[0])}
+		h := hello{Unregistered: true, Msg: fmt.Sprintf("no task function registered as %q in the worker (call pool.Register at package level or in init)", args[0])}
 		c.Send(h)
-		return errors.New(h.Msg)
+		return fmt.Errorf("%w: %s", ErrNotRegistered, h.Msg)
 	}
 	if args[1] != "" {
 		in, ok := lookupInit(args[1])
 		if !ok {
-			h := hello{Msg: fmt.Sprintf("pool: no initializer registered as %q in the worker (call pool.RegisterInit at package level or in init)", args[1])}
+			h := hello{Unregistered: true, Msg: fmt.Sprintf("no initializer registered as %q in the worker (call pool.RegisterInit at package level or in init)", args[1])}
 			c.Send(h)
-			return errors.New(h.Msg)
+			return fmt.Errorf("%w: %s", ErrNotRegistered, h.Msg)
 		}
 		if err := in.fn(ctx); err != nil {
 			c.Send(hello{Msg: err.Error(), Type: fmt.Sprintf("%T", err), Init: true})

@@ -11,9 +11,7 @@
 //	})
 //
 //	func main() {
-//		if process.Main() { // in a worker: serves tasks, then exits
-//			return
-//		}
+//		process.Main() // in a worker: serves tasks, then exits
 //		p, err := pool.New(ctx, square, pool.Config{})
 //		if err != nil { ... }
 //		defer p.Terminate()

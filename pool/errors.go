@@ -38,6 +38,11 @@ var (
 	// holds one fails its task in the worker, with the same text. Test
 	// with errors.Is.
 	ErrNotSendable = share.ErrNotSendable
+	// ErrNotRegistered is returned by [New] when a worker has no task
+	// function or initializer registered under the name the parent gave
+	// (a Register call that runs in the parent only). Test with
+	// errors.Is.
+	ErrNotRegistered = errors.New("pool: not registered in the worker")
 )
 
 // TaskError is the failure of one input. Its task either ran in a worker

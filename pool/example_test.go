@@ -26,9 +26,7 @@ var cube = pool.Register("cube", func(ctx context.Context, x int) (int, error) {
 // does): in a worker, it serves tasks and never returns.
 func Example() {
 	// func main() {
-	//	if process.Main() {
-	//		return
-	//	}
+	//	process.Main()
 	ctx := context.Background()
 	p, err := pool.New(ctx, cube, pool.Config{Workers: 2})
 	if err != nil {

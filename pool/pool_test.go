@@ -26,9 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if process.Main() { // a worker: runs its tasks, then exits
-		return
-	}
+	process.Main() // a worker: runs its tasks, then exits
 	// Race-enabled children would otherwise sleep a second in exit.
 	if _, ok := os.LookupEnv("GORACE"); !ok {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
@@ -111,6 +109,14 @@ var (
 		greeting = "hello from " + strconv.Itoa(os.Getpid())
 		return events.Send(os.Getpid())
 	})
+	// parentOnly is registered in the parent only (a worker's environment
+	// names the function it runs): its workers do not know it.
+	parentOnly = func() *pool.Func[int, int] {
+		if _, worker := os.LookupEnv("MPROC_PROCESS"); worker {
+			return nil
+		}
+		return pool.Register("parent-only", func(ctx context.Context, x int) (int, error) { return x, nil })
+	}()
 	failingInit = pool.RegisterInit("failing-init", func(ctx context.Context) error {
 		return errors.New("no database here")
 	})
@@ -517,6 +523,17 @@ func TestInitializer(t *testing.T) {
 		require.NoError(t, err, "greeting %q", s)
 		assert.True(t, started[pid], "greeting %q comes from an initialized worker", s)
 	}
+}
+
+// TestNotRegistered: a function the workers do not know fails New with
+// ErrNotRegistered, whose test works although the error was made in the
+// worker.
+func TestNotRegistered(t *testing.T) {
+	testproc.CheckFDs(t)
+	_, err := pool.New(context.Background(), parentOnly, pool.Config{Workers: 1})
+	require.ErrorIs(t, err, pool.ErrNotRegistered)
+	assert.Contains(t, err.Error(), `"parent-only"`, "the error names the function")
+	assert.Empty(t, children(t), "a failed New leaves no process")
 }
 
 func TestInitializerFails(t *testing.T) {

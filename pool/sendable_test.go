@@ -113,7 +113,7 @@ func TestNotSendable(t *testing.T) {
 			requireNotSendable(t, err, h.typ)
 			requireNotSendable(t, mine.Send(h.v), h.typ)
 			requireNotSendable(t, q.Put(ctx, h.v), h.typ)
-			requireNotSendable(t, sq.Put(h.v), h.typ)
+			requireNotSendable(t, sq.Put(ctx, h.v), h.typ)
 			requireNotSendable(t, jq.Put(ctx, h.v), h.typ)
 			_, err = p.Apply(ctx, h.v)
 			requireNotSendable(t, err, h.typ)

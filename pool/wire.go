@@ -71,12 +71,15 @@ type taskErr struct {
 	Stack    string
 }
 
-// hello is the worker's first message.
+// hello is the worker's first message: empty when the worker is ready,
+// otherwise why it is not. The flags say which of the package's sentinels
+// the parent wraps around Msg: the error itself stays in the worker.
 type hello struct {
-	_msgpack struct{} `msgpack:",as_array"`
-	Msg      string
-	Type     string
-	Init     bool
+	_msgpack     struct{} `msgpack:",as_array"`
+	Msg          string
+	Type         string
+	Init         bool // the initializer failed: ErrInit
+	Unregistered bool // the function or initializer is unknown: ErrNotRegistered
 }
 
 // appendChunk appends a chunk message holding in to b.

@@ -332,10 +332,10 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	cmd.DieWithParent = true
 	cmd.Grace = p.cfg.Grace
 	cmd.Logger = p.log
-	err = cmd.Share(connName, theirs)
+	err = cmd.Share(theirs, connName)
 	for name, s := range p.cfg.Shares {
 		if err == nil {
-			err = cmd.Share(name, s)
+			err = cmd.Share(s, name)
 		}
 	}
 	wctx, cancel := context.WithCancel(p.ctx)
@@ -365,10 +365,13 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 		if p.ctx.Err() != nil {
 			return nil, p.stopErr() // stopped in its initializer, which said so
 		}
-		if h.Init {
+		switch {
+		case h.Init:
 			return nil, fmt.Errorf("%w: %s (%s)", ErrInit, h.Msg, h.Type)
+		case h.Unregistered:
+			return nil, fmt.Errorf("%w: %s", ErrNotRegistered, h.Msg)
 		}
-		return nil, errors.New(h.Msg)
+		return nil, fmt.Errorf("pool: a worker could not start: %s", h.Msg)
 	}
 	return w, nil
 }

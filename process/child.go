@@ -30,15 +30,14 @@ var (
 	childArgs  []string    // set by Main in a child, read-only afterwards
 )
 
-// Main runs the child side: in a process started by [Cmd.Start] it runs the
-// registered function and exits; anywhere else it returns false at once.
-// Call it first thing in main, before anything that should happen only
-// in the parent:
+// Main runs the child side of a program that starts children with
+// [Cmd.Start]. In a child it runs the registered function and ends the
+// process: it never returns. Anywhere else (the parent, a program started
+// another way) it returns at once, having done nothing. Call it first thing
+// in main, before anything that should happen only in the parent:
 //
 //	func main() {
-//		if process.Main() {
-//			return
-//		}
+//		process.Main() // in a child: runs its function, then exits
 //		// the parent's work
 //	}
 //
@@ -50,18 +49,14 @@ var (
 // created or inherited), bounded by [Cmd.FlushTimeout], also after an
 // error or a panic. It then sends its report (success, the error's text,
 // or the panic and its stack) to the parent over the control channel and
-// exits with status 0, 1 (error) or 2 (panic).
-//
-// Main never returns in a child: it ends the process with os.Exit,
-// because only an exit status can tell observers other than Wait (a shell,
-// a supervisor) that the child failed, and because nothing of the parent's
-// main must run in the child. The result therefore only ever reports false,
-// but keeps the call site honest about being a branch.
-func Main() bool {
+// exits with status 0, 1 (error) or 2 (panic): only an exit status tells
+// observers other than Wait (a shell, a supervisor) that the child failed,
+// and nothing of the parent's main may run in the child.
+func Main() {
 	mainCalled.Store(true)
 	v, ok := os.LookupEnv(envName)
 	if !ok {
-		return false
+		return
 	}
 	// Programs this child executes must not take themselves for children,
 	// nor read descriptor numbers that describe this process.
@@ -69,7 +64,6 @@ func Main() bool {
 	os.Unsetenv(share.EnvVar)
 	childArgs = slices.Clone(os.Args[1:])
 	os.Exit(runChild(v))
-	return true
 }
 
 // Args returns the arguments the parent gave the child in [Cmd.Args]. It
@@ -86,7 +80,7 @@ func runChild(env string) int {
 	name := opts.name
 	ctl, err := conn.Inherit(ctlName)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "process %s: control channel: %v\n", name, err)
+		fmt.Fprintf(os.Stderr, "process: %s: control channel: %v\n", name, err)
 		return exitPanic
 	}
 	if opts.dieWithParent {
@@ -116,7 +110,7 @@ func watchParent(ctl *conn.Conn, name string) {
 	if reporting.Load() {
 		return // Main is about to exit
 	}
-	fmt.Fprintf(os.Stderr, "process %s: the parent process died (%v); exiting\n", name, err)
+	fmt.Fprintf(os.Stderr, "process: %s: the parent process died (%v); exiting\n", name, err)
 	os.Exit(exitError)
 }
 

@@ -16,12 +16,10 @@
 //	}
 //
 //	func main() {
-//		if process.Main() { // in a child: runs worker, then exits
-//			return
-//		}
+//		process.Main() // in a child: runs worker, then exits
 //		q, _ := queue.New[Job](0)
 //		cmd := process.Command("worker", "--verbose")
-//		cmd.Share("jobs", q)
+//		cmd.Share(q, "jobs")
 //		if err := cmd.Start(ctx); err != nil { ... }
 //		...
 //		err := cmd.Wait() // nil, or the child's own error

@@ -3,9 +3,10 @@ package process
 import (
 	"errors"
 	"fmt"
-	"github.com/mproc-go/mproc/internal/share"
 	"os"
 	"syscall"
+
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 var (
@@ -30,6 +31,10 @@ var (
 	// queue or Conn, which a child gets through [Cmd.Share] instead): a
 	// Cmd belongs to the process that started it. Test with errors.Is.
 	ErrNotSendable = share.ErrNotSendable
+	// ErrBadName is returned by [Cmd.Share] for a name other than ASCII
+	// letters, digits, '_', '-' and '.'. It is the ErrBadName of every
+	// mproc package. Test with errors.Is.
+	ErrBadName = share.ErrBadName
 )
 
 // Error is the error that a child's function returned, as the parent sees
@@ -43,7 +48,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("process %s (pid %d): %s", e.Name, e.Pid, e.Msg)
+	return fmt.Sprintf("process: %s (pid %d): %s", e.Name, e.Pid, e.Msg)
 }
 
 // PanicError reports a child whose function panicked: the panic value as
@@ -60,7 +65,7 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("process %s (pid %d): panic: %s\n\n%s", e.Name, e.Pid, e.Value, e.Stack)
+	return fmt.Sprintf("process: %s (pid %d): panic: %s\n\n%s", e.Name, e.Pid, e.Value, e.Stack)
 }
 
 // ExitError reports a child that ended without reporting the result of its
@@ -74,7 +79,7 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	s := fmt.Sprintf("process %s (pid %d): %v", e.Name, e.Pid, e.State)
+	s := fmt.Sprintf("process: %s (pid %d): %v", e.Name, e.Pid, e.State)
 	if e.State.Success() || e.Signal() == 0 {
 		s += " before its function returned"
 	}

@@ -31,9 +31,7 @@ func shout(ctx context.Context) error {
 // does); then the parent starts a child with a shared Conn.
 func Example() {
 	// func main() {
-	//	if process.Main() {
-	//		return
-	//	}
+	//	process.Main()
 	mine, theirs, err := pipe.Duplex()
 	if err != nil {
 		log.Fatal(err)
@@ -41,7 +39,7 @@ func Example() {
 	defer mine.Close()
 
 	cmd := process.Command("shout", "hello", "child")
-	if err := cmd.Share("reply", theirs); err != nil {
+	if err := cmd.Share(theirs, "reply"); err != nil {
 		log.Fatal(err)
 	}
 	if err := cmd.Start(context.Background()); err != nil {

@@ -35,7 +35,7 @@ func TestLogStartExitFlush(t *testing.T) {
 	defer mine.Close()
 	cmd := Command("atexit-counted")
 	cmd.Logger = log
-	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Share(theirs, "out"))
 	before := time.Now()
 	require.NoError(t, cmd.Start(context.Background()))
 	reap(t, cmd)
@@ -75,7 +75,7 @@ func TestLogGraceKill(t *testing.T) {
 	cmd := Command("ignore-term")
 	cmd.Grace = 100 * time.Millisecond
 	cmd.Logger = log
-	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Share(theirs, "out"))
 	require.NoError(t, cmd.Start(ctx))
 	reap(t, cmd)
 	theirs.Close()

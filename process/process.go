@@ -178,11 +178,14 @@ func Command(name string, args ...string) *Cmd {
 }
 
 // Share arranges for the child to inherit s under name: the child gets it
-// with its package's Inherit function (conn.Inherit(name), ...). It fails
-// for a name already shared, an invalid one, one with the reserved
-// "mproc." prefix, after Start, and with the errors of s.Share. The parent
-// keeps s; see [Cmd] for what to close after Start.
-func (c *Cmd) Share(name string, s Sharer) error {
+// with its package's Inherit function (conn.Inherit(name), ...). The
+// arguments are in the order of every primitive's own Share, the object
+// shared and the command before the name: cmd.Share(q, "jobs") is
+// q.Share(cmd, "jobs") for a process.Cmd. It fails for a name already
+// shared, an invalid one, one with the reserved "mproc." prefix, after
+// Start, and with the errors of s.Share. The parent keeps s; see [Cmd] for
+// what to close after Start.
+func (c *Cmd) Share(s Sharer, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.started {
@@ -216,7 +219,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.started {
-		return fmt.Errorf("process %s: %w", c.Name, ErrStarted)
+		return fmt.Errorf("process: %s: %w", c.Name, ErrStarted)
 	}
 	c.started = true
 	if lookup(c.Name) == nil {
@@ -228,7 +231,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 
 	mine, theirs, err := pipe.Duplex()
 	if err != nil {
-		return fmt.Errorf("process %s: %w", c.Name, err)
+		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
 	defer theirs.Close() // the parent's copy of the child's end: see rule 3
 	shares := c.shares
@@ -237,7 +240,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	}
 	if err := theirs.Share(shares, ctlName); err != nil {
 		mine.Close()
-		return fmt.Errorf("process %s: %w", c.Name, err)
+		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
 
 	cmd := exec.CommandContext(ctx, self)
@@ -288,7 +291,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	}
 	if err != nil {
 		mine.Close()
-		return fmt.Errorf("process %s: %w", c.Name, err)
+		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
 	c.cmd = cmd
 	c.start = time.Now()
@@ -346,7 +349,7 @@ func (c *Cmd) wait(parent *conn.Conn, release func()) {
 	var err error
 	switch {
 	case state == nil:
-		err = fmt.Errorf("process %s (pid %d): %w", c.Name, pid, werr)
+		err = fmt.Errorf("process: %s (pid %d): %w", c.Name, pid, werr)
 	case rep.Kind == kindPanic:
 		err = &PanicError{Name: c.Name, Pid: pid, Value: rep.Msg, Stack: rep.Stack}
 	case rep.Kind == kindError:
@@ -354,12 +357,12 @@ func (c *Cmd) wait(parent *conn.Conn, release func()) {
 	case rep.Kind != kindOK || !state.Success():
 		err = &ExitError{Name: c.Name, Pid: pid, State: state}
 	case errors.Is(werr, exec.ErrWaitDelay):
-		err = fmt.Errorf("process %s (pid %d): %w", c.Name, pid, werr)
+		err = fmt.Errorf("process: %s (pid %d): %w", c.Name, pid, werr)
 	}
 	c.mu.Lock()
 	if cause := c.cause; cause != nil {
 		if err == nil {
-			err = fmt.Errorf("process %s (pid %d) stopped: %w", c.Name, pid, cause)
+			err = fmt.Errorf("process: %s (pid %d) stopped: %w", c.Name, pid, cause)
 		} else {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}

@@ -28,9 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if Main() {
-		return
-	}
+	Main()
 	// Race-enabled children would otherwise sleep a second in exit.
 	if _, ok := os.LookupEnv("GORACE"); !ok {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
@@ -159,7 +157,7 @@ func start(t *testing.T, cmd *Cmd) *conn.Conn {
 	mine, theirs, err := pipe.Duplex()
 	require.NoError(t, err)
 	t.Cleanup(func() { mine.Close() })
-	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Share(theirs, "out"))
 	require.NoError(t, cmd.Start(context.Background()))
 	require.NoError(t, theirs.Close(), "the parent closes the end it gave away")
 	reap(t, cmd)
@@ -228,14 +226,14 @@ func TestMisuse(t *testing.T) {
 	require.NoError(t, err)
 	defer a.Close()
 	defer b.Close()
-	assert.ErrorIs(t, cmd.Share("mproc.process", b), ErrReservedName)
-	require.NoError(t, cmd.Share("b", b))
-	assert.Error(t, cmd.Share("b", b), "a name shared twice")
-	assert.Error(t, cmd.Share("bad name", b), "an invalid name")
+	assert.ErrorIs(t, cmd.Share(b, "mproc.process"), ErrReservedName)
+	require.NoError(t, cmd.Share(b, "b"))
+	assert.Error(t, cmd.Share(b, "b"), "a name shared twice")
+	assert.ErrorIs(t, cmd.Share(b, "bad name"), ErrBadName, "an invalid name")
 
 	require.NoError(t, cmd.Run(context.Background()))
 	assert.ErrorIs(t, cmd.Start(context.Background()), ErrStarted)
-	assert.ErrorIs(t, cmd.Share("c", b), ErrStarted)
+	assert.ErrorIs(t, cmd.Share(b, "c"), ErrStarted)
 
 	assert.ErrorIs(t, Command("no-such-function").Start(context.Background()), ErrNotRegistered)
 	assert.Panics(t, func() { Register("ok", func(context.Context) error { return nil }) }, "duplicate")
@@ -282,7 +280,7 @@ func TestShareDuplex(t *testing.T) {
 	require.NoError(t, err)
 	defer mine.Close()
 	cmd := Command("double")
-	require.NoError(t, cmd.Share("peer", theirs))
+	require.NoError(t, cmd.Share(theirs, "peer"))
 	require.NoError(t, cmd.Start(context.Background()))
 	reap(t, cmd)
 	require.NoError(t, theirs.Close())
@@ -310,7 +308,7 @@ func TestConcurrentStarts(t *testing.T) {
 			defer mine.Close()
 			cmd := Command("double")
 			cmd.DieWithParent = i%2 == 0
-			assert.NoError(t, cmd.Share("peer", theirs))
+			assert.NoError(t, cmd.Share(theirs, "peer"))
 			err = cmd.Start(context.Background())
 			theirs.Close()
 			if !assert.NoError(t, err) {
@@ -425,7 +423,7 @@ func TestCancelGraceful(t *testing.T) {
 	require.NoError(t, err)
 	defer mine.Close()
 	cmd := Command("wait-ctx")
-	require.NoError(t, cmd.Share("out", theirs))
+	require.NoError(t, cmd.Share(theirs, "out"))
 	require.NoError(t, cmd.Start(ctx))
 	reap(t, cmd)
 	theirs.Close()
@@ -453,7 +451,7 @@ func TestCancelKill(t *testing.T) {
 			defer mine.Close()
 			cmd := Command("ignore-term")
 			cmd.Grace = grace
-			require.NoError(t, cmd.Share("out", theirs))
+			require.NoError(t, cmd.Share(theirs, "out"))
 			require.NoError(t, cmd.Start(ctx))
 			reap(t, cmd)
 			theirs.Close()
@@ -625,9 +623,9 @@ func TestOptions(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	e := &Error{Name: "w", Pid: 7, Msg: "bad"}
-	assert.Equal(t, "process w (pid 7): bad", e.Error())
+	assert.Equal(t, "process: w (pid 7): bad", e.Error())
 	p := &PanicError{Name: "w", Pid: 7, Value: "boom", Stack: "goroutine 1"}
-	assert.True(t, strings.HasPrefix(p.Error(), "process w (pid 7): panic: boom\n"))
+	assert.True(t, strings.HasPrefix(p.Error(), "process: w (pid 7): panic: boom\n"))
 	assert.Equal(t, strings.Repeat("x", maxText), truncate(strings.Repeat("x", maxText)))
 	assert.Contains(t, truncate(strings.Repeat("x", maxText+5)), "[5 bytes truncated]")
 }

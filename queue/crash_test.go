@@ -67,7 +67,7 @@ func init() {
 			if err := v.Check(); err != nil {
 				rep.Err = err.Error()
 			}
-			testproc.Check(r.PutContext(ctx, rep), "report")
+			testproc.Check(r.Put(ctx, rep), "report")
 			if v.I == stop {
 				break
 			}
@@ -144,7 +144,7 @@ func newRig(t *testing.T, ctx context.Context, maxsize int) *rig {
 	go func() {
 		defer close(done)
 		for {
-			rep, err := rg.r.GetContext(rctx)
+			rep, err := rg.r.Get(rctx)
 			if err != nil {
 				rg.readErr <- err
 				return

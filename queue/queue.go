@@ -7,26 +7,28 @@ import (
 	"github.com/mproc-go/mproc/internal/share"
 )
 
-// Errors of the queue. They are the same values in queue and joinable, so
-// errors.Is works across both. Test with errors.Is.
+// errs are the package's errors, in place of the engine's.
+var errs = mq.NewErrors("queue")
+
+// Errors of the queue. Test with errors.Is.
 var (
 	// ErrClosed is returned by every call after Close, and by a call
 	// that Close interrupted.
-	ErrClosed = mq.ErrClosed
+	ErrClosed = errs.Closed
 	// ErrFull is returned by TryPut when the queue holds maxsize items.
-	ErrFull = mq.ErrFull
+	ErrFull = errs.Full
 	// ErrEmpty is returned by TryGet when no item is waiting.
-	ErrEmpty = mq.ErrEmpty
+	ErrEmpty = errs.Empty
 	// ErrTooLarge is returned by Put for an item that encodes to more
 	// than MaxItemSize bytes.
-	ErrTooLarge = mq.ErrTooLarge
+	ErrTooLarge = errs.TooLarge
 	// ErrMaxsize is returned by New for a maxsize this system cannot
 	// support (see the package documentation).
-	ErrMaxsize = mq.ErrMaxsize
+	ErrMaxsize = errs.Maxsize
 	// ErrCorrupt is returned by Get for a packet that no queue writes (a
 	// foreign process wrote to the socket); the packet is discarded and
 	// the queue remains usable.
-	ErrCorrupt = mq.ErrCorrupt
+	ErrCorrupt = errs.Corrupt
 )
 
 // MaxItemSize is the largest item a queue carries, encoded: 1 GiB.
@@ -64,7 +66,7 @@ func (queueName) String() string { return "queue.Queue" }
 func New[T any](maxsize int) (*Queue[T], error) {
 	q, err := mq.New[T](maxsize, mq.Hooks{})
 	if err != nil {
-		return nil, err
+		return nil, errs.Public(err)
 	}
 	return &Queue[T]{q: q}, nil
 }
@@ -81,10 +83,10 @@ func New[T any](maxsize int) (*Queue[T], error) {
 //
 // Put returns the error of an earlier buffered send if there was one (rare:
 // see Flush), and then does not put v.
-func (q *Queue[T]) Put(ctx context.Context, v T) error { return q.q.Put(ctx, v) }
+func (q *Queue[T]) Put(ctx context.Context, v T) error { return errs.Public(q.q.Put(ctx, v)) }
 
 // TryPut is Put that never waits: a full bounded queue gives ErrFull.
-func (q *Queue[T]) TryPut(v T) error { return q.q.TryPut(v) }
+func (q *Queue[T]) TryPut(v T) error { return errs.Public(q.q.TryPut(v)) }
 
 // Get removes and returns the oldest item, waiting until there is one,
 // until ctx ends (it returns ctx.Err() and takes nothing) or until Close
@@ -95,12 +97,18 @@ func (q *Queue[T]) TryPut(v T) error { return q.q.TryPut(v) }
 // packet; the Get that receives it returns the first and this process
 // keeps the others for its next Gets (Close gives back those no Get
 // took). See the package documentation.
-func (q *Queue[T]) Get(ctx context.Context) (T, error) { return q.q.Get(ctx) }
+func (q *Queue[T]) Get(ctx context.Context) (T, error) {
+	v, err := q.q.Get(ctx)
+	return v, errs.Public(err)
+}
 
 // TryGet is Get that does not wait for an item: it returns ErrEmpty when
 // none is waiting, or when another goroutine of this process is already in
 // Get.
-func (q *Queue[T]) TryGet() (T, error) { return q.q.TryGet() }
+func (q *Queue[T]) TryGet() (T, error) {
+	v, err := q.q.TryGet()
+	return v, errs.Public(err)
+}
 
 // Qsize returns the number of items in the queue. For a bounded queue it
 // is exact when no Put or Get is under way in any process. For an
@@ -126,7 +134,7 @@ func (q *Queue[T]) Maxsize() int { return q.q.Maxsize() }
 // returns ctx.Err() if ctx ends first (the items are still sent later),
 // ErrClosed after Close, and otherwise the error of an earlier buffered
 // send, if any.
-func (q *Queue[T]) Flush(ctx context.Context) error { return q.q.Flush(ctx) }
+func (q *Queue[T]) Flush(ctx context.Context) error { return errs.Public(q.q.Flush(ctx)) }
 
 // Close flushes what this process put, gives back to the queue the items
 // this process received and no Get took, and releases this process's
@@ -136,4 +144,4 @@ func (q *Queue[T]) Flush(ctx context.Context) error { return q.q.Flush(ctx) }
 // ErrClosed; later calls return ErrClosed. Other processes are not
 // affected. Close is idempotent and safe to call concurrently; it returns
 // the error of the flush, or of an earlier buffered send.
-func (q *Queue[T]) Close() error { return q.q.Close() }
+func (q *Queue[T]) Close() error { return errs.Public(q.q.Close()) }

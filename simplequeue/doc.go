@@ -10,7 +10,7 @@
 //	results.Share(cmd, "results")                        // before cmd.Start
 //
 //	results, err := simplequeue.Inherit[Result]("results") // in the child
-//	err = results.Put(r)
+//	err = results.Put(ctx, r)
 //
 // Items are encoded with msgpack (github.com/vmihailenco/msgpack/v5) in the
 // process that puts them, so an item that cannot be encoded fails at
@@ -24,8 +24,8 @@
 // while the queue's socket is full (a few hundred small items). Every item
 // is received exactly once, whatever the number of producer and consumer
 // processes; with one consumer, each producer's items arrive in the order
-// it put them. [Queue.GetContext] and [Queue.PutContext] give up when their
-// ctx ends, and leave the queue unchanged; [Queue.Close] wakes every blocked
+// it put them. [Queue.Get] and [Queue.Put] give up when their ctx ends, and
+// leave the queue unchanged; [Queue.Close] wakes every blocked
 // call of its process with ErrClosed.
 //
 // Use the queue package instead for a bounded queue, for Qsize, Full,

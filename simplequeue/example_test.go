@@ -21,15 +21,16 @@ func Example() {
 	}
 	defer q.Close()
 
+	ctx := context.Background()
 	fmt.Println(q.Empty())
 	for _, s := range []string{"one", "two", "three"} {
-		if err := q.Put(s); err != nil {
+		if err := q.Put(ctx, s); err != nil {
 			panic(err)
 		}
 	}
 	fmt.Println(q.Empty())
 	for !q.Empty() {
-		s, err := q.Get()
+		s, err := q.Get(ctx)
 		if err != nil {
 			panic(err)
 		}
@@ -43,8 +44,8 @@ func Example() {
 	// three
 }
 
-// GetContext gives up when its context ends, taking nothing.
-func ExampleQueue_GetContext() {
+// Get gives up when its context ends, taking nothing.
+func ExampleQueue_Get() {
 	q, err := simplequeue.New[int]()
 	if err != nil {
 		panic(err)
@@ -53,7 +54,7 @@ func ExampleQueue_GetContext() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	_, err = q.GetContext(ctx)
+	_, err = q.Get(ctx)
 	fmt.Println(errors.Is(err, context.DeadlineExceeded))
 	// Output:
 	// true
@@ -67,10 +68,10 @@ func ExampleQueue_Put_unencodable() {
 	}
 	defer q.Close()
 
-	fmt.Println(q.Put(func() {}))
+	fmt.Println(q.Put(context.Background(), func() {}))
 	fmt.Println(q.Empty())
 	// Output:
-	// queue: encode interface {}: msgpack: Encode(unsupported func())
+	// simplequeue: encode interface {}: msgpack: Encode(unsupported func())
 	// true
 }
 
@@ -83,14 +84,14 @@ func ExampleQueue_Close() {
 	}
 	got := make(chan error)
 	go func() {
-		_, err := q.Get() // waits: the queue is empty
+		_, err := q.Get(context.Background()) // waits: the queue is empty
 		got <- err
 	}()
 	q.Close()
 	fmt.Println(<-got)
-	fmt.Println(errors.Is(q.Put(1), simplequeue.ErrClosed))
+	fmt.Println(errors.Is(q.Put(context.Background(), 1), simplequeue.ErrClosed))
 	// Output:
-	// queue: closed
+	// simplequeue: closed
 	// true
 }
 
@@ -103,7 +104,7 @@ func ExampleQueue_Share() {
 		if err != nil {
 			panic(err)
 		}
-		q.Put("hello from the child")
+		q.Put(context.Background(), "hello from the child")
 		os.Exit(0)
 	}
 
@@ -120,6 +121,6 @@ func ExampleQueue_Share() {
 	if err := cmd.Run(); err != nil {
 		panic(err)
 	}
-	s, err := q.Get() // the child is gone; its item is not
+	s, err := q.Get(context.Background()) // the child is gone; its item is not
 	fmt.Println(s, err)
 }

@@ -72,7 +72,7 @@ func init() {
 		defer cancel()
 		step := max(1, n/20)
 		for i := range n {
-			err := q.PutContext(ctx, newMsg(p, i, size))
+			err := q.Put(ctx, newMsg(p, i, size))
 			if err != nil && size > 64<<10 && !errors.Is(err, simplequeue.ErrClosed) && ctx.Err() == nil {
 				fmt.Printf("lost %d: %v\n", i, err)
 			} else {
@@ -99,7 +99,7 @@ func init() {
 		defer cancel()
 		var got []msg
 		for {
-			m, err := q.GetContext(ctx)
+			m, err := q.Get(ctx)
 			testproc.Check(err, "get")
 			if m.I == last {
 				break
@@ -125,13 +125,13 @@ func init() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for {
-			m, err := q.GetContext(ctx)
+			m, err := q.Get(ctx)
 			testproc.Check(err, "get")
 			rc := receipt{C: c, P: m.P, I: m.I}
 			if err := m.Check(); err != nil {
 				rc.Err = err.Error()
 			}
-			testproc.Check(r.PutContext(ctx, rc), "receipt")
+			testproc.Check(r.Put(ctx, rc), "receipt")
 			if m.I == last {
 				break
 			}
@@ -145,7 +145,7 @@ func init() {
 		q, err := simplequeue.Inherit[any](qname)
 		testproc.Check(err, "inherit")
 		for _, v := range []any{make(chan int), func() {}, "good"} {
-			if err := q.Put(v); err != nil {
+			if err := q.Put(context.Background(), v); err != nil {
 				fmt.Printf("%T refused: %v\n", v, err)
 			} else {
 				fmt.Printf("%T put\n", v)
@@ -153,14 +153,14 @@ func init() {
 		}
 		testproc.Check(q.Close(), "close")
 	})
-	// sq-fill: PutContext items 0/0, 0/1, ... with a 100 ms timeout each
+	// sq-fill: Put items 0/0, 0/1, ... with a 100 ms timeout each
 	// until one times out, which is when the socket is full; print how many
 	// were put, and exit without Close.
 	testproc.Register("sq-fill", func() {
 		q := inheritQ()
 		for i := 0; ; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			err := q.PutContext(ctx, newMsg(0, i, 0))
+			err := q.Put(ctx, newMsg(0, i, 0))
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
 				fmt.Println(i)
@@ -169,13 +169,13 @@ func init() {
 			testproc.Check(err, "put")
 		}
 	})
-	// sq-wait-get TIMEOUT: GetContext with a timeout of TIMEOUT ms; print
+	// sq-wait-get TIMEOUT: Get with a timeout of TIMEOUT ms; print
 	// "deadline" or "got P I".
 	testproc.Register("sq-wait-get", func() {
 		q := inheritQ()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(arg(0))*time.Millisecond)
 		defer cancel()
-		m, err := q.GetContext(ctx)
+		m, err := q.Get(ctx)
 		switch {
 		case err == nil:
 			fmt.Printf("got %d %d\n", m.P, m.I)
@@ -194,8 +194,8 @@ func init() {
 		full, err := simplequeue.Inherit[msg]("full")
 		testproc.Check(err, "inherit full")
 		errs := make(chan error, 2)
-		go func() { _, err := empty.Get(); errs <- err }()
-		go func() { errs <- full.Put(newMsg(9, 9, 0)) }()
+		go func() { _, err := empty.Get(context.Background()); errs <- err }()
+		go func() { errs <- full.Put(context.Background(), newMsg(9, 9, 0)) }()
 		time.Sleep(50 * time.Millisecond) // let them block
 		var wg sync.WaitGroup
 		for _, q := range []*simplequeue.Queue[msg]{empty, full, empty, full} {
@@ -209,11 +209,9 @@ func init() {
 		}
 		ctx := context.Background()
 		for _, q := range []*simplequeue.Queue[msg]{empty, full} {
-			_, gerr := q.Get()
-			_, gcerr := q.GetContext(ctx)
+			_, gerr := q.Get(ctx)
 			for what, err := range map[string]error{
-				"Put": q.Put(newMsg(0, 0, 0)), "PutContext": q.PutContext(ctx, newMsg(0, 0, 0)),
-				"Get": gerr, "GetContext": gcerr, "Share": q.Share(exec.Command("true"), "x"),
+				"Put": q.Put(ctx, newMsg(0, 0, 0)), "Get": gerr, "Share": q.Share(exec.Command("true"), "x"),
 			} {
 				if !errors.Is(err, simplequeue.ErrClosed) {
 					testproc.Fatalf("%s after Close: %v, want ErrClosed", what, err)
@@ -291,7 +289,7 @@ func TestProducersAndConsumers(t *testing.T) {
 		assert.Len(t, c.Wait(t), 20, "progress lines")
 	}
 	for range consumers {
-		require.NoError(t, q.Put(msg{I: last}))
+		require.NoError(t, q.Put(context.Background(), msg{I: last}))
 	}
 	seen := make(map[msgID]int)
 	for c, ch := range cons {
@@ -324,7 +322,7 @@ func TestOrderPerProducer(t *testing.T) {
 	for _, c := range prods {
 		c.Wait(t)
 	}
-	require.NoError(t, q.Put(msg{I: last}))
+	require.NoError(t, q.Put(context.Background(), msg{I: last}))
 	next := make([]int, producers)
 	for _, v := range parseMsgIDs(t, cons.Wait(t)) {
 		require.Equal(t, next[v.p], v.i, "producer %d's next item", v.p)
@@ -345,7 +343,7 @@ func TestUnencodableRefused(t *testing.T) {
 	assert.Contains(t, lines[0], "chan int refused:")
 	assert.Contains(t, lines[1], "func() refused:")
 	assert.Equal(t, "string put", lines[2])
-	v, err := q.GetContext(timeout(t, 10*time.Second))
+	v, err := q.Get(timeout(t, 10*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, "good", v)
 	assert.True(t, q.Empty(), "nothing of the refused values was put")
@@ -364,7 +362,7 @@ func TestPutSynchronous(t *testing.T) {
 		assert.False(t, q.Empty())
 		ctx := timeout(t, 10*time.Second)
 		for i := range n {
-			m, err := q.GetContext(ctx)
+			m, err := q.Get(ctx)
 			require.NoError(t, err)
 			require.NoError(t, m.Check())
 			require.Equal(t, msgID{1, i}, msgID{m.P, m.I})
@@ -378,7 +376,7 @@ func TestPutSynchronous(t *testing.T) {
 		c := run(t, "sq-put", []sharer{q}, "2", strconv.Itoa(n), "16", "exit")
 		ctx := timeout(t, 30*time.Second)
 		for i := range n {
-			m, err := q.GetContext(ctx)
+			m, err := q.Get(ctx)
 			require.NoError(t, err, "item %d", i)
 			require.NoError(t, m.Check())
 			require.Equal(t, msgID{2, i}, msgID{m.P, m.I})
@@ -396,7 +394,7 @@ func TestContextEnds(t *testing.T) {
 	assert.Equal(t, []string{"deadline"}, run(t, "sq-wait-get", []sharer{q}, "100").Wait(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := q.GetContext(ctx)
+	_, err := q.Get(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
 
 	// A child fills the socket until a Put times out.
@@ -407,10 +405,10 @@ func TestContextEnds(t *testing.T) {
 	require.Greater(t, k, 0)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	assert.ErrorIs(t, q.PutContext(short, newMsg(1, 0, 0)), context.DeadlineExceeded, "a Put on the full socket")
+	assert.ErrorIs(t, q.Put(short, newMsg(1, 0, 0)), context.DeadlineExceeded, "a Put on the full socket")
 	ctx = timeout(t, 10*time.Second)
 	for i := range k {
-		m, err := q.GetContext(ctx)
+		m, err := q.Get(ctx)
 		require.NoError(t, err)
 		require.Equal(t, msgID{0, i}, msgID{m.P, m.I})
 	}
@@ -429,24 +427,24 @@ func TestCloseWakesCalls(t *testing.T) {
 	assert.Equal(t, []string{"ok"}, run(t, "sq-close-wakes", []sharer{empty, full}).Wait(t))
 	ctx := timeout(t, 10*time.Second)
 	for i := range k {
-		m, err := full.GetContext(ctx)
+		m, err := full.Get(ctx)
 		require.NoError(t, err)
 		require.Equal(t, msgID{0, i}, msgID{m.P, m.I})
 	}
 	assert.True(t, full.Empty(), "the interrupted Put put nothing")
-	require.NoError(t, empty.Put(newMsg(2, 0, 0)))
-	m, err := empty.Get()
+	require.NoError(t, empty.Put(context.Background(), newMsg(2, 0, 0)))
+	m, err := empty.Get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, msgID{2, 0}, msgID{m.P, m.I})
 
 	// And in this process.
 	got := make(chan error)
-	go func() { _, err := empty.Get(); got <- err }()
+	go func() { _, err := empty.Get(context.Background()); got <- err }()
 	time.Sleep(20 * time.Millisecond)
 	require.NoError(t, empty.Close())
 	assert.ErrorIs(t, <-got, simplequeue.ErrClosed)
 	assert.NoError(t, empty.Close())
-	assert.ErrorIs(t, empty.Put(newMsg(0, 0, 0)), simplequeue.ErrClosed)
+	assert.ErrorIs(t, empty.Put(context.Background(), newMsg(0, 0, 0)), simplequeue.ErrClosed)
 }
 
 // TestCrash: consumers and a producer are killed with SIGKILL during a
@@ -495,7 +493,7 @@ func (cr sqCrash) run(t *testing.T) {
 	go func() {
 		defer close(readDone)
 		for {
-			rc, err := r.GetContext(rctx)
+			rc, err := r.Get(rctx)
 			if err != nil {
 				readErr <- err
 				return
@@ -570,7 +568,7 @@ func (cr sqCrash) run(t *testing.T) {
 	for producing > 0 || stopsSent == 0 || stopsSeen < stopsSent {
 		if producing == 0 && stopsSent == 0 && kills == len(cr.killAt) {
 			for range live {
-				require.NoError(t, q.PutContext(ctx, msg{I: last}))
+				require.NoError(t, q.Put(ctx, msg{I: last}))
 				stopsSent++
 			}
 		}
@@ -687,7 +685,7 @@ func TestBigItemKilledMidBody(t *testing.T) {
 	require.NotEmpty(t, out)
 	assert.Regexp(t, `^lost 0: `, out[0], "the producer's Put reports the item lost")
 	for range cons {
-		require.NoError(t, q.PutContext(ctx, msg{I: last}))
+		require.NoError(t, q.Put(ctx, msg{I: last}))
 	}
 	seen := map[msgID]int{}
 	for _, c := range cons {

@@ -7,18 +7,21 @@ import (
 	"github.com/mproc-go/mproc/internal/share"
 )
 
+// errs are the package's errors, in place of the engine's.
+var errs = mq.NewErrors("simplequeue")
+
 // Errors of the queue. Test with errors.Is.
 var (
 	// ErrClosed is returned by every call after Close, and by a call
-	// that Close interrupted. It is the same value as queue.ErrClosed.
-	ErrClosed = mq.ErrClosed
+	// that Close interrupted.
+	ErrClosed = errs.Closed
 	// ErrTooLarge is returned by Put for an item that encodes to more
 	// than MaxItemSize bytes.
-	ErrTooLarge = mq.ErrTooLarge
+	ErrTooLarge = errs.TooLarge
 	// ErrCorrupt is returned by Get for a packet that no queue writes (a
 	// foreign process wrote to the socket); the packet is discarded and
 	// the queue remains usable.
-	ErrCorrupt = mq.ErrCorrupt
+	ErrCorrupt = errs.Corrupt
 )
 
 // MaxItemSize is the largest item a queue carries, encoded: 1 GiB.
@@ -52,30 +55,27 @@ func (queueName) String() string { return "simplequeue.Queue" }
 func New[T any]() (*Queue[T], error) {
 	q, err := mq.NewSync[T](mq.Hooks{})
 	if err != nil {
-		return nil, err
+		return nil, errs.Public(err)
 	}
 	return &Queue[T]{q: q}, nil
 }
 
 // Put puts v at the end of the queue and returns once it is in the kernel,
-// waiting while the queue's socket is full. v is encoded by the caller, so
-// an item that cannot be encoded fails here, with nothing put. Close
-// interrupts a waiting Put with ErrClosed.
-func (q *Queue[T]) Put(v T) error { return q.q.Put(context.Background(), v) }
+// waiting while the queue's socket is full, until ctx ends (it returns
+// ctx.Err() with nothing put) or until Close (ErrClosed). v is encoded by
+// the caller, so an item that cannot be encoded fails here, with nothing
+// put. An item larger than a packet (64 KiB) is streamed to its receiver
+// once its stub is sent, regardless of ctx.
+func (q *Queue[T]) Put(ctx context.Context, v T) error { return errs.Public(q.q.Put(ctx, v)) }
 
-// PutContext is Put that gives up when ctx ends before the item could be
-// sent, returning ctx.Err() with nothing put. An item larger than a packet
-// (64 KiB) is then streamed to its receiver regardless of ctx.
-func (q *Queue[T]) PutContext(ctx context.Context, v T) error { return q.q.Put(ctx, v) }
-
-// Get removes and returns the oldest item, waiting until there is one or
-// until Close (ErrClosed). An item that does not decode into T is consumed
-// and its error returned; the queue remains usable.
-func (q *Queue[T]) Get() (T, error) { return q.q.Get(context.Background()) }
-
-// GetContext is Get that gives up when ctx ends, returning ctx.Err() and
-// taking nothing.
-func (q *Queue[T]) GetContext(ctx context.Context) (T, error) { return q.q.Get(ctx) }
+// Get removes and returns the oldest item, waiting until there is one,
+// until ctx ends (it returns ctx.Err() and takes nothing) or until Close
+// (ErrClosed). An item that does not decode into T is consumed and its
+// error returned; the queue remains usable.
+func (q *Queue[T]) Get(ctx context.Context) (T, error) {
+	v, err := q.q.Get(ctx)
+	return v, errs.Public(err)
+}
 
 // Empty reports whether no item is waiting in the queue.
 func (q *Queue[T]) Empty() bool { return q.q.Empty() }
@@ -85,4 +85,4 @@ func (q *Queue[T]) Empty() bool { return q.q.Empty() }
 // ErrClosed. Other processes are not affected. There is nothing to flush:
 // every Put that returned nil is in the kernel. Close is idempotent and
 // safe to call concurrently.
-func (q *Queue[T]) Close() error { return q.q.Close() }
+func (q *Queue[T]) Close() error { return errs.Public(q.q.Close()) }

@@ -90,9 +90,7 @@ func init() {
 }
 
 func main() {
-	if process.Main() { // in a child: runs poolWorker or job, and exits
-		return
-	}
+	process.Main() // in a child: runs poolWorker or job, and exits
 	if err := run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "lock-and-queue:", err)
 		os.Exit(1)
@@ -138,7 +136,7 @@ func pool(ctx context.Context, printLock *lock.Lock, results *queue.Queue[Result
 		cmd.DieWithParent = true // if we fail and exit early, the workers go too
 		// Inheritance: the objects themselves go to the child as it starts.
 		for name, obj := range map[string]process.Sharer{"lock": printLock, "results": results, "jobs": todo} {
-			if err := cmd.Share(name, obj); err != nil {
+			if err := cmd.Share(obj, name); err != nil {
 				return err
 			}
 		}
@@ -189,9 +187,9 @@ func perJob(ctx context.Context, printLock *lock.Lock, results *queue.Queue[Resu
 			slots <- struct{}{}
 			cmd := process.Command("job", strconv.Itoa(i))
 			cmd.DieWithParent = true
-			err := cmd.Share("lock", printLock)
+			err := cmd.Share(printLock, "lock")
 			if err == nil {
-				err = cmd.Share("results", results)
+				err = cmd.Share(results, "results")
 			}
 			// Counted as running from just before Start to just after
 			// Wait: what we print is an upper bound.

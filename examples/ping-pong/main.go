@@ -40,12 +40,10 @@ func init() {
 }
 
 func main() {
-	// In the child, Main runs pong and exits; in the parent it returns
-	// false at once. It comes first, before flags and anything else that
+	// In the child, Main runs pong and exits; in the parent it returns at
+	// once. It comes first, before flags and anything else that
 	// only the parent should do.
-	if process.Main() {
-		return
-	}
+	process.Main()
 	n := flag.Int("n", 10000, "number of round trips")
 	flag.Parse()
 	if err := run(context.Background(), *n); err != nil {
@@ -65,7 +63,7 @@ func run(ctx context.Context, n int) error {
 	defer ping.Close()
 
 	cmd := process.Command("pong")
-	if err := cmd.Share("ball", ball); err != nil {
+	if err := cmd.Share(ball, "ball"); err != nil {
 		return err
 	}
 	if err := cmd.Start(ctx); err != nil {

@@ -46,9 +46,7 @@ var render = pool.Register("pool-progress-render", func(ctx context.Context, i i
 })
 
 func main() {
-	if process.Main() { // in a worker: serves tasks, then exits
-		return
-	}
+	process.Main() // in a worker: serves tasks, then exits
 	n := flag.Int("n", 500, "number of tiles")
 	workers := flag.Int("workers", 0, "worker processes (0: one per CPU)")
 	chunk := flag.Int("chunk", 5, "tiles per chunk (0: Python's rule, about 4 chunks per worker)")

@@ -69,10 +69,8 @@ func init() {
 
 func main() {
 	// In a worker process, Main runs worker and exits; in the parent it
-	// returns false at once.
-	if process.Main() {
-		return
-	}
+	// returns at once.
+	process.Main()
 	workers := flag.Int("workers", 3, "number of worker processes")
 	jobs := flag.Int("jobs", 20, "number of jobs")
 	flag.Parse()
@@ -106,10 +104,10 @@ func run(ctx context.Context, nworkers, njobs int) error {
 		// Like Python's daemon=True: if we fail and exit early, the
 		// workers go with us.
 		cmd.DieWithParent = true
-		if err := cmd.Share("jobs", jobs); err != nil {
+		if err := cmd.Share(jobs, "jobs"); err != nil {
 			return err
 		}
-		if err := cmd.Share("reports", reports); err != nil {
+		if err := cmd.Share(reports, "reports"); err != nil {
 			return err
 		}
 		if err := cmd.Start(ctx); err != nil {

@@ -65,9 +65,7 @@ func init() {
 }
 
 func main() {
-	if process.Main() { // in a worker: runs worker and exits
-		return
-	}
+	process.Main() // in a worker: runs worker and exits
 	workers := flag.Int("workers", 3, "number of worker processes")
 	tasks := flag.Int("tasks", 12, "number of tasks")
 	killAfter := flag.Int("kill-after", 4, "kill a busy worker once this many results are in (negative: never)")
@@ -260,9 +258,9 @@ func start(ctx context.Context, n int, results *queue.Queue[Result]) (*member, e
 	defer theirs.Close() // after Start the worker has its own copy
 	cmd := process.Command("worker", strconv.Itoa(n))
 	cmd.DieWithParent = true // if we fail and exit early, the workers go too
-	err = cmd.Share("tasks", theirs)
+	err = cmd.Share(theirs, "tasks")
 	if err == nil {
-		err = cmd.Share("results", results)
+		err = cmd.Share(results, "results")
 	}
 	if err == nil {
 		err = cmd.Start(ctx)

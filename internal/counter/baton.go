@@ -52,7 +52,7 @@ func (c *Counter) read(ctx context.Context) (record, error) {
 		return decode(b[:n])
 	}
 	if err != unix.EAGAIN && err != unix.EINTR {
-		return record{}, fmt.Errorf("counter: take the baton: %w", os.NewSyscallError("read", err))
+		return record{}, fmt.Errorf("take the baton: %w", os.NewSyscallError("read", err))
 	}
 	var stop func() bool
 	var fired chan struct{}
@@ -81,7 +81,7 @@ func (c *Counter) read(ctx context.Context) (record, error) {
 				return record{}, ctx.Err()
 			}
 		}
-		return record{}, fmt.Errorf("counter: take the baton: %w", err)
+		return record{}, fmt.Errorf("take the baton: %w", err)
 	}
 	return decode(b[:n])
 }
@@ -100,7 +100,7 @@ func (c *Counter) put(rec record) error {
 	}
 	<-c.sem
 	if err != nil {
-		return fmt.Errorf("counter: give back the baton (the count is lost): %w", os.NewSyscallError("write", err))
+		return fmt.Errorf("give back the baton (the count is lost): %w", os.NewSyscallError("write", err))
 	}
 	return nil
 }

@@ -49,13 +49,13 @@ import (
 var (
 	// ErrClosed is returned by calls on a closed Counter, and by calls that
 	// Close interrupted.
-	ErrClosed = errors.New("counter: closed")
+	ErrClosed = errors.New("closed")
 	// ErrTooManyTaskDone is returned by Done when it would take the count
 	// below zero; the count is left unchanged.
-	ErrTooManyTaskDone = errors.New("counter: task done more times than added")
+	ErrTooManyTaskDone = errors.New("task done more times than added")
 	// ErrCorrupt means the baton pipe held something that is not a record:
 	// the count is lost.
-	ErrCorrupt = errors.New("counter: corrupt record in the baton pipe")
+	ErrCorrupt = errors.New("corrupt record in the baton pipe")
 )
 
 // NumFiles is the number of files returned by Files and taken by FromFiles.
@@ -84,24 +84,24 @@ type Counter struct {
 func New() (*Counter, error) {
 	br, bw, err := fd.Pipe("mproc:counter:baton")
 	if err != nil {
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	wr, ww, err := fd.Pipe("mproc:counter:wake")
 	if err != nil {
 		br.Close()
 		bw.Close()
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	var b [recordLen]byte
 	record{}.encode(&b)
 	if _, err := bw.Write(b[:]); err != nil {
 		closeAll(br, bw, wr, ww)
-		return nil, fmt.Errorf("counter: write the first record: %w", err)
+		return nil, fmt.Errorf("write the first record: %w", err)
 	}
 	c, err := newCounter(br, bw, wr, ww)
 	if err != nil {
 		closeAll(br, bw, wr, ww)
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -150,20 +150,20 @@ func (c *Counter) Files() []*os.File {
 func FromFiles(files []*os.File) (*Counter, error) {
 	if len(files) != NumFiles {
 		closeAll(files...)
-		return nil, fmt.Errorf("counter: %d files, want %d", len(files), NumFiles)
+		return nil, fmt.Errorf("%d files, want %d", len(files), NumFiles)
 	}
 	if err := checkPipe(files[0], files[1]); err != nil {
 		closeAll(files...)
-		return nil, fmt.Errorf("counter: baton pipe: %w", err)
+		return nil, fmt.Errorf("baton pipe: %w", err)
 	}
 	if err := checkPipe(files[2], files[3]); err != nil {
 		closeAll(files...)
-		return nil, fmt.Errorf("counter: wake pipe: %w", err)
+		return nil, fmt.Errorf("wake pipe: %w", err)
 	}
 	c, err := newCounter(files[0], files[1], files[2], files[3])
 	if err != nil {
 		closeAll(files...)
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -230,7 +230,7 @@ func closeAll(files ...*os.File) {
 // count unchanged.
 func (c *Counter) Add(ctx context.Context, n int64) error {
 	if n < 0 {
-		return fmt.Errorf("counter: Add(%d): negative", n)
+		return fmt.Errorf("Add(%d): negative", n)
 	}
 	rec, err := c.take(ctx)
 	if err != nil {
@@ -238,7 +238,7 @@ func (c *Counter) Add(ctx context.Context, n int64) error {
 	}
 	if rec.count > math.MaxInt64-n {
 		c.put(rec)
-		return fmt.Errorf("counter: Add(%d) overflows the count %d", n, rec.count)
+		return fmt.Errorf("Add(%d) overflows the count %d", n, rec.count)
 	}
 	rec.count += n
 	return c.put(rec)
@@ -249,7 +249,7 @@ func (c *Counter) Add(ctx context.Context, n int64) error {
 // woken when the count reaches zero. Blocking as for Add.
 func (c *Counter) Done(ctx context.Context, n int64) error {
 	if n < 0 {
-		return fmt.Errorf("counter: Done(%d): negative", n)
+		return fmt.Errorf("Done(%d): negative", n)
 	}
 	rec, err := c.take(ctx)
 	if err != nil {
@@ -268,7 +268,7 @@ func (c *Counter) Done(ctx context.Context, n int64) error {
 // returns by how much it lowered it. Blocking as for Add.
 func (c *Counter) DoneUpTo(ctx context.Context, n int64) (int64, error) {
 	if n < 0 {
-		return 0, fmt.Errorf("counter: DoneUpTo(%d): negative", n)
+		return 0, fmt.Errorf("DoneUpTo(%d): negative", n)
 	}
 	rec, err := c.take(ctx)
 	if err != nil {

@@ -61,7 +61,7 @@ func (c *Counter) Join(ctx context.Context) error {
 				return ErrClosed
 			default:
 			}
-			return fmt.Errorf("counter: wait on the wake pipe: %w", w.err)
+			return fmt.Errorf("wait on the wake pipe: %w", w.err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.closing:
@@ -82,12 +82,12 @@ func (c *Counter) signal(rec *record) error {
 	if rec.flags&flagWakeFull != 0 {
 		var b [8]byte
 		if err := rawIO(c.wr, func(fd int) error { _, err := unix.Read(fd, b[:]); return err }); err != nil && !errors.Is(err, syscall.EAGAIN) {
-			return fmt.Errorf("counter: empty the wake pipe: %w", err)
+			return fmt.Errorf("empty the wake pipe: %w", err)
 		}
 		rec.flags &^= flagWakeFull
 	}
 	if err := rawIO(c.ww, func(fd int) error { _, err := unix.Write(fd, []byte{1}); return err }); err != nil {
-		return fmt.Errorf("counter: signal the wake pipe: %w", err)
+		return fmt.Errorf("signal the wake pipe: %w", err)
 	}
 	rec.flags = rec.flags&^flagWaiting | flagWakeFull
 	return nil
@@ -126,12 +126,12 @@ type watcher struct {
 func (c *Counter) watch() (*watcher, error) {
 	f, err := fd.Dup(c.wr, "mproc:counter:wake-watch")
 	if err != nil {
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("counter: %w", err)
+		return nil, err
 	}
 	w := &watcher{f: f, edge: make(chan struct{}, 1), done: make(chan struct{})}
 	armed := make(chan struct{})
@@ -159,7 +159,7 @@ func (c *Counter) watch() (*watcher, error) {
 		return w, nil
 	case <-w.done:
 		f.Close()
-		return nil, fmt.Errorf("counter: watch the wake pipe: %w", w.err)
+		return nil, fmt.Errorf("watch the wake pipe: %w", w.err)
 	}
 }
 

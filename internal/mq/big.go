@@ -39,7 +39,7 @@ var pipeMax = sync.OnceValue(pipeMaxSize)
 func prepareBig(payload []byte) (*bigSend, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("queue: large item: %w", os.NewSyscallError("pipe2", err))
+		return nil, fmt.Errorf("large item: %w", os.NewSyscallError("pipe2", err))
 	}
 	bs := &bigSend{r: p[0], w: p[1]}
 	binary.BigEndian.PutUint32(bs.hdr[:], bigMarker)
@@ -61,7 +61,7 @@ func prepareBig(payload []byte) (*bigSend, error) {
 		}
 		if err != nil {
 			bs.close()
-			return nil, fmt.Errorf("queue: large item: %w", os.NewSyscallError("write", err))
+			return nil, fmt.Errorf("large item: %w", os.NewSyscallError("write", err))
 		}
 		bs.rest = bs.rest[n:]
 	}

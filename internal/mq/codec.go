@@ -63,7 +63,7 @@ func encode(v any, maxItem int64) (*encBuf, error) {
 	e.buf.Write([]byte{0, 0, 0, 0})
 	if err := e.enc.Encode(v); err != nil {
 		e.release()
-		return nil, fmt.Errorf("queue: encode %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", v), "*"), err)
+		return nil, fmt.Errorf("encode %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", v), "*"), err)
 	}
 	n := e.buf.Len() - frameHeader
 	if int64(n) > maxItem {

@@ -38,14 +38,14 @@ func writeMeta(rcv *os.File, m meta) error {
 	b = binary.BigEndian.AppendUint64(b, uint64(m.maxsize))
 	rc, err := rcv.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("mq: %w", err)
+		return err
 	}
 	var serr error
 	if err := rc.Control(func(d uintptr) { serr = sendPacket(int(d), b, -1) }); err != nil {
-		return fmt.Errorf("mq: %w", err)
+		return err
 	}
 	if serr != nil {
-		return fmt.Errorf("mq: write queue description: %w", serr)
+		return fmt.Errorf("write queue description: %w", serr)
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func writeMeta(rcv *os.File, m meta) error {
 func readMeta(snd *os.File) (meta, error) {
 	rc, err := snd.SyscallConn()
 	if err != nil {
-		return meta{}, fmt.Errorf("mq: %w", err)
+		return meta{}, err
 	}
 	var b [metaLen + 1]byte
 	var n, flags int
@@ -61,21 +61,21 @@ func readMeta(snd *os.File) (meta, error) {
 	if err := rc.Control(func(d uintptr) {
 		n, _, flags, rerr = recvPacket(int(d), b[:], nil, unix.MSG_PEEK)
 	}); err != nil {
-		return meta{}, fmt.Errorf("mq: %w", err)
+		return meta{}, err
 	}
 	if rerr == unix.EAGAIN {
-		return meta{}, fmt.Errorf("mq: the descriptors are not a queue's (no description packet)")
+		return meta{}, fmt.Errorf("the descriptors are not a queue's (no description packet)")
 	}
 	if rerr != nil {
-		return meta{}, fmt.Errorf("mq: read queue description: %w", rerr)
+		return meta{}, fmt.Errorf("read queue description: %w", rerr)
 	}
 	if n != metaLen || flags&unix.MSG_TRUNC != 0 || !bytes.Equal(b[:len(metaMagic)], []byte(metaMagic)) {
-		return meta{}, fmt.Errorf("mq: the descriptors are not a queue's (bad description packet)")
+		return meta{}, fmt.Errorf("the descriptors are not a queue's (bad description packet)")
 	}
 	f := binary.BigEndian.Uint32(b[len(metaMagic):])
 	ms := binary.BigEndian.Uint64(b[len(metaMagic)+4:])
 	if ms > 1<<31 || f&^metaSync != 0 {
-		return meta{}, fmt.Errorf("mq: unsupported queue description (flags %#x, maxsize %d)", f, ms)
+		return meta{}, fmt.Errorf("unsupported queue description (flags %#x, maxsize %d)", f, ms)
 	}
 	return meta{maxsize: int(ms), sync: f&metaSync != 0}, nil
 }

@@ -19,22 +19,22 @@ import (
 var (
 	// ErrClosed is returned by every call on a Queue after Close, and by a
 	// call that Close interrupted. Test with errors.Is.
-	ErrClosed = errors.New("queue: closed")
+	ErrClosed = errors.New("closed")
 	// ErrFull is returned by TryPut when the queue holds maxsize items (or,
 	// for a synchronous queue, when the socket is full). Test with errors.Is.
-	ErrFull = errors.New("queue: full")
+	ErrFull = errors.New("full")
 	// ErrEmpty is returned by TryGet when no item is waiting. Test with
 	// errors.Is.
-	ErrEmpty = errors.New("queue: empty")
+	ErrEmpty = errors.New("empty")
 	// ErrTooLarge is returned by Put for an item whose encoding exceeds
 	// MaxItemSize. Test with errors.Is.
-	ErrTooLarge = errors.New("queue: item too large")
+	ErrTooLarge = errors.New("item too large")
 	// ErrMaxsize is returned by New for a maxsize the system cannot
 	// support. Test with errors.Is.
-	ErrMaxsize = errors.New("queue: maxsize not supported")
+	ErrMaxsize = errors.New("maxsize not supported")
 	// ErrCorrupt is returned by Get for a packet no mq writer produces; the
 	// packet is discarded and the queue stays usable. Test with errors.Is.
-	ErrCorrupt = errors.New("queue: malformed packet")
+	ErrCorrupt = errors.New("malformed packet")
 )
 
 // Hooks let a layer above (joinable) account for items as they cross
@@ -137,7 +137,7 @@ func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
 	}
 	snd, rcv, err := fd.Socketpair(unix.SOCK_SEQPACKET, "mproc:queue")
 	if err != nil {
-		return nil, fmt.Errorf("mq: %w", err)
+		return nil, err
 	}
 	files := []*os.File{snd, rcv}
 	var tok *tokens
@@ -176,25 +176,25 @@ func FromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 
 func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 	if len(files) != 2 && len(files) != 4 {
-		return nil, fmt.Errorf("mq: a queue has 2 or 4 descriptors, got %d", len(files))
+		return nil, fmt.Errorf("a queue has 2 or 4 descriptors, got %d", len(files))
 	}
 	for i, f := range files {
 		// A parent in another language may have left them blocking.
 		f, err := fd.Pollable(f)
 		if err != nil {
 			files[i] = nil
-			return nil, fmt.Errorf("mq: descriptor %d: %w", i, err)
+			return nil, fmt.Errorf("descriptor %d: %w", i, err)
 		}
 		files[i] = f
 		in, err := fd.FileStat(f)
 		if err != nil {
-			return nil, fmt.Errorf("mq: descriptor %d: %w", i, err)
+			return nil, fmt.Errorf("descriptor %d: %w", i, err)
 		}
 		if i < 2 && (!in.Socket || in.SockType != unix.SOCK_SEQPACKET) {
-			return nil, fmt.Errorf("mq: descriptor %d is not a SOCK_SEQPACKET socket", i)
+			return nil, fmt.Errorf("descriptor %d is not a SOCK_SEQPACKET socket", i)
 		}
 		if i >= 2 && in.Socket {
-			return nil, fmt.Errorf("mq: descriptor %d is not a pipe", i)
+			return nil, fmt.Errorf("descriptor %d is not a pipe", i)
 		}
 	}
 	m, err := readMeta(files[0])
@@ -202,7 +202,7 @@ func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 		return nil, err
 	}
 	if (m.maxsize > 0) != (len(files) == 4) {
-		return nil, fmt.Errorf("mq: queue with maxsize %d shared with %d descriptors", m.maxsize, len(files))
+		return nil, fmt.Errorf("queue with maxsize %d shared with %d descriptors", m.maxsize, len(files))
 	}
 	var tok *tokens
 	if m.maxsize > 0 {
@@ -221,11 +221,11 @@ func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], err
 	}
 	var err error
 	if q.sndRC, err = q.snd.SyscallConn(); err != nil {
-		return nil, fmt.Errorf("mq: %w", err)
+		return nil, err
 	}
 	q.sndRC.Control(func(d uintptr) { q.sndFD = int(d) })
 	if q.rcvRC, err = q.rcv.SyscallConn(); err != nil {
-		return nil, fmt.Errorf("mq: %w", err)
+		return nil, err
 	}
 	if tok != nil {
 		if err := tok.init(); err != nil {

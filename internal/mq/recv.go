@@ -277,7 +277,7 @@ func (q *Queue[T]) recvErr(err error) error {
 	case q.closed.Load() || errors.Is(err, os.ErrClosed):
 		return ErrClosed
 	}
-	return fmt.Errorf("queue: receive: %w", err)
+	return fmt.Errorf("receive: %w", err)
 }
 
 // unpack handles the packet in r.buf: it keeps its frames for takeLocal
@@ -342,7 +342,7 @@ func (r *receiver[T]) decode(p []byte) (v T, err error) {
 	r.dec.ResetReader(&r.rd)
 	if err := r.dec.Decode(&v); err != nil {
 		var zero T
-		return zero, fmt.Errorf("queue: decode into %T: %w", v, err)
+		return zero, fmt.Errorf("decode into %T: %w", v, err)
 	}
 	return v, nil
 }
@@ -466,7 +466,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = ErrClosed
 		return n, b.err
 	case err != nil:
-		b.err = fmt.Errorf("queue: read large item: %w", err)
+		b.err = fmt.Errorf("read large item: %w", err)
 		return n, b.err
 	}
 	return n, nil

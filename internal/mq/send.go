@@ -84,7 +84,7 @@ func (s *sender[T]) takeErr() error {
 	if s.err == nil {
 		return nil
 	}
-	err := fmt.Errorf("queue: %d item(s) put earlier were not sent: %w", s.lost, s.err)
+	err := fmt.Errorf("%d item(s) put earlier were not sent: %w", s.lost, s.err)
 	s.err, s.lost = nil, 0
 	return err
 }
@@ -455,9 +455,9 @@ func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) 
 
 func sendError(err error) error {
 	if fd.IsPeerClosed(err) {
-		return fmt.Errorf("queue: no process has the queue open any more: %w", err)
+		return fmt.Errorf("no process has the queue open any more: %w", err)
 	}
-	return fmt.Errorf("queue: send: %w", err)
+	return fmt.Errorf("send: %w", err)
 }
 
 // Flush waits until every item this process put is in the kernel, where
@@ -626,9 +626,9 @@ func (q *Queue[T]) streamBody(bs *bigSend) error {
 	case q.closed.Load() || errors.Is(err, os.ErrClosed):
 		return ErrClosed
 	case fd.IsPeerClosed(err):
-		return fmt.Errorf("queue: item lost: the process that took it stopped reading it: %w", err)
+		return fmt.Errorf("item lost: the process that took it stopped reading it: %w", err)
 	}
-	return fmt.Errorf("queue: send: %w", err)
+	return fmt.Errorf("send: %w", err)
 }
 
 // pacer sets how many frames the flusher puts in a packet. Several frames

@@ -51,7 +51,7 @@ func maxPipeTokens(size int) int {
 func newTokens(maxsize int) (*tokens, error) {
 	r, w, err := fd.Pipe("mproc:queue-slots")
 	if err != nil {
-		return nil, fmt.Errorf("mq: %w", err)
+		return nil, err
 	}
 	t := &tokens{r: r, w: w, maxsize: maxsize}
 	if err := t.size(); err != nil {
@@ -75,10 +75,10 @@ func newTokens(maxsize int) (*tokens, error) {
 func (t *tokens) init() error {
 	var err error
 	if t.rrc, err = t.r.SyscallConn(); err != nil {
-		return fmt.Errorf("mq: %w", err)
+		return err
 	}
 	if t.wrc, err = t.w.SyscallConn(); err != nil {
-		return fmt.Errorf("mq: %w", err)
+		return err
 	}
 	return nil
 }
@@ -88,13 +88,13 @@ func (t *tokens) init() error {
 func (t *tokens) size() error {
 	rc, err := t.w.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("mq: %w", err)
+		return err
 	}
 	var cur int
 	var cerr error
 	rc.Control(func(d uintptr) { cur, cerr = unix.FcntlInt(d, unix.F_GETPIPE_SZ, 0) })
 	if cerr != nil {
-		return fmt.Errorf("mq: %w", os.NewSyscallError("fcntl F_GETPIPE_SZ", cerr))
+		return os.NewSyscallError("fcntl F_GETPIPE_SZ", cerr)
 	}
 	if maxPipeTokens(cur) >= t.maxsize {
 		return nil
@@ -139,7 +139,7 @@ func (t *tokens) fill() error {
 	for left := t.maxsize; left > 0; {
 		n, err := t.write(buf[:min(left, len(buf))])
 		if err != nil {
-			return fmt.Errorf("mq: fill the token pipe: %w", err)
+			return fmt.Errorf("fill the token pipe: %w", err)
 		}
 		left -= n
 	}
@@ -174,10 +174,10 @@ func (t *tokens) give(n int) error {
 		k := min(n, maxGive)
 		w, err := t.write(tokenBytes[:k])
 		if err == unix.EAGAIN {
-			return fmt.Errorf("mq: token pipe full while giving back %d slot(s): more tokens than maxsize %d (a process wrote to it?)", n, t.maxsize)
+			return fmt.Errorf("token pipe full while giving back %d slot(s): more tokens than maxsize %d (a process wrote to it?)", n, t.maxsize)
 		}
 		if err != nil {
-			return fmt.Errorf("mq: give back a slot: %w", err)
+			return fmt.Errorf("give back a slot: %w", err)
 		}
 		n -= w
 	}
@@ -228,9 +228,9 @@ func takeOne(d int) (bool, error) {
 		case err == unix.EAGAIN:
 			return false, nil
 		case err != nil:
-			return false, fmt.Errorf("mq: take a slot: %w", err)
+			return false, fmt.Errorf("take a slot: %w", err)
 		case n == 0:
-			return false, fmt.Errorf("mq: token pipe closed")
+			return false, fmt.Errorf("token pipe closed")
 		}
 		return true, nil
 	}
