@@ -20,7 +20,7 @@
 // for the same byte. Nothing else is involved: no shared memory, no
 // semaphore files, nothing to clean up when the processes exit.
 //
-// Inside one process, goroutines first queue for a one-slot channel, so
+// Inside one process, goroutines first queue for a one-place channel (the turn), so
 // only one of them at a time waits on the pipe; when the token comes
 // back, the waiting goroutines of every process race for it (each waiting
 // process is woken, one wins, the others wait again). No order is

@@ -66,9 +66,9 @@ type Lock struct {
 	r, w     *os.File // the two ends of the token pipe
 	rrc, wrc syscall.RawConn
 
-	// slot has room for one goroutine of this process: the one taking
+	// turn has room for one goroutine of this process: the one taking
 	// the token or holding the Lock. The others wait to send on it.
-	slot chan struct{}
+	turn chan struct{}
 	done chan struct{} // closed by Close
 
 	mu     sync.Mutex
@@ -82,7 +82,7 @@ type Lock struct {
 
 	// The system calls of TryLock and give, built once so that locking
 	// and unlocking do not allocate. tryN and tryBuf belong to the
-	// goroutine with the slot; giveN and giveErr are guarded by mu.
+	// goroutine with the turn; giveN and giveErr are guarded by mu.
 	tryFn, giveFn func(fd uintptr) bool
 	tryN, giveN   int
 	tryBuf        [takeMax]byte
@@ -92,8 +92,8 @@ type Lock struct {
 type state int
 
 const (
-	idle   state = iota // no goroutine of this process has the slot
-	taking              // a goroutine has the slot and is taking the token
+	idle   state = iota // no goroutine of this process has the turn
+	taking              // a goroutine has the turn and is taking the token
 	held                // this process holds the token
 )
 
@@ -130,7 +130,7 @@ func newLock(r, w *os.File) (*Lock, error) {
 	}
 	l := &Lock{
 		r: r, w: w, rrc: rrc, wrc: wrc,
-		slot: make(chan struct{}, 1),
+		turn: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
 	l.tryFn = func(d uintptr) bool {
@@ -166,10 +166,10 @@ func (l *Lock) LockContext(ctx context.Context) error {
 		return err
 	}
 	select {
-	case l.slot <- struct{}{}: // no other goroutine of this process is in
+	case l.turn <- struct{}{}: // no other goroutine of this process is in
 	default:
 		select {
-		case l.slot <- struct{}{}:
+		case l.turn <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.done:
@@ -190,7 +190,7 @@ func (l *Lock) LockContext(ctx context.Context) error {
 // token.
 func (l *Lock) TryLock() bool {
 	select {
-	case l.slot <- struct{}{}:
+	case l.turn <- struct{}{}:
 	default:
 		return false
 	}
@@ -243,7 +243,7 @@ func (l *Lock) Release() error {
 	if closed {
 		l.closeW()
 	}
-	<-l.slot
+	<-l.turn
 	return err
 }
 
@@ -272,12 +272,12 @@ func (l *Lock) Close() error {
 	return l.closeErr
 }
 
-// begin marks that the caller, which has the slot, is taking the token.
+// begin marks that the caller, which has the turn, is taking the token.
 func (l *Lock) begin() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		<-l.slot
+		<-l.turn
 		return ErrClosed
 	}
 	l.state = taking
@@ -285,7 +285,7 @@ func (l *Lock) begin() error {
 }
 
 // end records the outcome of taking the token, n bytes taken (0: none),
-// and gives up the slot when the token was not taken.
+// and gives up the turn when the token was not taken.
 func (l *Lock) end(n int) {
 	l.mu.Lock()
 	if n > 0 {
@@ -300,13 +300,13 @@ func (l *Lock) end(n int) {
 	if closed {
 		l.closeW()
 	}
-	<-l.slot
+	<-l.turn
 }
 
 // take reads the token, and any extra ones with it, waiting in the runtime
 // poller until it arrives, ctx ends or Close closes the read end. It
 // returns the number of bytes taken, 0 on error. Only the goroutine with
-// the slot calls it, so the read deadline is its own.
+// the turn calls it, so the read deadline is its own.
 func (l *Lock) take(ctx context.Context) (int, error) {
 	var b [takeMax]byte
 	var n int
@@ -327,7 +327,7 @@ func (l *Lock) take(ctx context.Context) (int, error) {
 		return 0, ErrClosed
 	case err == io.EOF:
 		// Impossible while this process keeps the write end open, which
-		// it does until the goroutine taking the token gives up the slot.
+		// it does until the goroutine taking the token gives up the turn.
 		return 0, errors.New("lock: token pipe has no writer left")
 	}
 	return 0, fmt.Errorf("lock: take the token: %w", err)

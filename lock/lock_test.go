@@ -379,7 +379,7 @@ func TestLockContextHonoursCtx(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		assert.ErrorIs(t, l.LockContext(ctx), context.DeadlineExceeded, "waits for the slot, then gives up")
+		assert.ErrorIs(t, l.LockContext(ctx), context.DeadlineExceeded, "waits for the turn, then gives up")
 		assert.Equal(t, "ok", p.do("release"))
 		require.NoError(t, <-done, "the first waiter gets the lock")
 		assert.Equal(t, "busy", p.do("try"))
@@ -544,7 +544,7 @@ func TestCloseWakesBlockedCallers(t *testing.T) {
 			errs <- l.LockContext(context.Background())
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // one waits on the pipe, the others for the slot
+	time.Sleep(50 * time.Millisecond) // one waits on the pipe, the others for the turn
 	require.NoError(t, l.Close())
 	for range waiters {
 		select {

@@ -9,7 +9,7 @@ import (
 )
 
 // call is one request of the pool's caller: its inputs, cut into chunks
-// that the slots take in turn, and the chunks finished so far.
+// that the drivers take in turn, and the chunks finished so far.
 type call[In, Out any] struct {
 	p        *Pool[In, Out]
 	ctx      context.Context // the caller's
@@ -76,7 +76,7 @@ func (p *Pool[In, Out]) submit(ctx context.Context, inputs []In, dst []Out, onFi
 	if len(inputs) == 0 {
 		return c, nil
 	}
-	// The total grows before any chunk can finish: under p.mu, no slot
+	// The total grows before any chunk can finish: under p.mu, no driver
 	// can take one yet.
 	p.progress(c, 0, len(inputs))
 	p.queue = append(p.queue, c)
@@ -85,7 +85,7 @@ func (p *Pool[In, Out]) submit(ctx context.Context, inputs []In, dst []Out, onFi
 }
 
 // take hands out the next chunk to run. Without one, it returns the
-// channel that announces new work, or nil when the slot should exit (the
+// channel that announces new work, or nil when the driver should exit (the
 // pool is closed and nothing is left).
 func (p *Pool[In, Out]) take() (*chunk[In, Out], <-chan struct{}) {
 	p.mu.Lock()

@@ -96,7 +96,7 @@ type Pool[In, Out any] struct {
 	kick   chan struct{}    // closed and replaced when work arrives or the pool closes
 	closed bool
 
-	wg   sync.WaitGroup // slots, and the reaping of retired workers
+	wg   sync.WaitGroup // drivers, and the reaping of retired workers
 	done chan struct{}  // closed once wg is done: every worker reaped
 
 	progMu              sync.Mutex
@@ -166,7 +166,7 @@ func New[In, Out any](ctx context.Context, fn *Func[In, Out], cfg Config) (*Pool
 	}
 	for _, w := range workers {
 		p.wg.Add(1)
-		go p.slot(w)
+		go p.drive(w)
 	}
 	go func() {
 		p.wg.Wait()
@@ -393,7 +393,7 @@ func (p *Pool[In, Out]) Join(ctx context.Context) error {
 	}
 }
 
-// wake wakes the idle slots. The caller holds p.mu.
+// wake wakes the idle drivers. The caller holds p.mu.
 func (p *Pool[In, Out]) wake() {
 	close(p.kick)
 	p.kick = make(chan struct{})

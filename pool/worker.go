@@ -1,6 +1,6 @@
 package pool
 
-// The parent's side of the workers: one slot goroutine per worker, which
+// The parent's side of the workers: one driver goroutine per worker, which
 // starts the worker process, hands it chunks over the worker's own
 // connection, and replaces it when it dies or retires.
 
@@ -31,21 +31,21 @@ type worker struct {
 // fails, the worker stays.
 var errCodec = errors.New("pool: codec")
 
-// Prefetching: a slot sends its worker the next chunk before the result
+// Prefetching: a driver sends its worker the next chunk before the result
 // of the current one has come back, so that the worker never waits for the
 // pool between two chunks, when chunks are quick (the worker's last chunk
 // took less than prefetchBelow) and small enough to sit in the socket's
 // buffer while the worker is busy (see prefetchMax). It is off with
-// MaxTasksPerChild. A worker then holds two chunks, and the slot still
+// MaxTasksPerChild. A worker then holds two chunks, and the driver still
 // knows which: results come back in the order the chunks went.
 const prefetchBelow = time.Millisecond
 
 // prefetched counts the chunks sent ahead, for the tests.
 var prefetched atomic.Int64
 
-// slot is one slot goroutine's state: its worker and the chunks sent to
+// driver is one driver goroutine's state: its worker and the chunks sent to
 // it, or to send to it, oldest first.
-type slot[In, Out any] struct {
+type driver[In, Out any] struct {
 	p        *Pool[In, Out]
 	w        *worker
 	inflight []*flight[In, Out]
@@ -54,7 +54,7 @@ type slot[In, Out any] struct {
 	last     time.Time // when the last result came
 }
 
-// flight is a chunk in a slot, encoded as soon as it was taken: the
+// flight is a chunk in a driver, encoded as soon as it was taken: the
 // caller's inputs are not read after that, and a chunk sent again to a
 // fresh worker is not encoded again.
 type flight[In, Out any] struct {
@@ -64,11 +64,11 @@ type flight[In, Out any] struct {
 	sentAt time.Time
 }
 
-// slot runs chunks on its worker, starting a fresh one when needed, until
+// drive runs chunks on its worker, starting a fresh one when needed, until
 // the pool is closed and has nothing left, or terminates.
-func (p *Pool[In, Out]) slot(w *worker) {
+func (p *Pool[In, Out]) drive(w *worker) {
 	defer p.wg.Done()
-	s := &slot[In, Out]{p: p, w: w}
+	s := &driver[In, Out]{p: p, w: w}
 	for {
 		if len(s.inflight) > 0 {
 			s.step()
@@ -106,7 +106,7 @@ func (p *Pool[In, Out]) slot(w *worker) {
 // step moves the oldest chunk forward: it starts a worker if there is
 // none, sends what is not sent yet (and one more chunk, when prefetching),
 // and waits for the oldest chunk's result; or it fails that chunk.
-func (s *slot[In, Out]) step() {
+func (s *driver[In, Out]) step() {
 	p := s.p
 	head := s.inflight[0].ch
 	if p.ctx.Err() != nil {
@@ -168,9 +168,9 @@ func (s *slot[In, Out]) step() {
 	}
 }
 
-// add encodes a chunk just taken and adds it to the slot; a chunk that
+// add encodes a chunk just taken and adds it to the driver; a chunk that
 // cannot be encoded fails at once, and add reports false.
-func (s *slot[In, Out]) add(ch *chunk[In, Out]) bool {
+func (s *driver[In, Out]) add(ch *chunk[In, Out]) bool {
 	var buf []byte
 	if n := len(s.spare); n > 0 {
 		buf, s.spare = s.spare[n-1], s.spare[:n-1]
@@ -187,7 +187,7 @@ func (s *slot[In, Out]) add(ch *chunk[In, Out]) bool {
 }
 
 // send sends the chunks not sent yet to the worker, in order.
-func (s *slot[In, Out]) send() error {
+func (s *driver[In, Out]) send() error {
 	for i, f := range s.inflight {
 		if f.sent {
 			continue
@@ -206,22 +206,22 @@ func (s *slot[In, Out]) send() error {
 	return nil
 }
 
-// drop removes the oldest chunk from the slot.
-func (s *slot[In, Out]) drop() {
+// drop removes the oldest chunk from the driver.
+func (s *driver[In, Out]) drop() {
 	s.recycle(s.inflight[0].msg)
 	s.inflight[0] = nil
 	s.inflight = s.inflight[1:]
 }
 
 // recycle keeps an encoding buffer for the next chunks.
-func (s *slot[In, Out]) recycle(b []byte) {
+func (s *driver[In, Out]) recycle(b []byte) {
 	if cap(b) <= maxKeptBuf && len(s.spare) < 2 {
 		s.spare = append(s.spare, b[:0])
 	}
 }
 
 // receive reads the result of head, the oldest chunk sent.
-func (s *slot[In, Out]) receive(head *chunk[In, Out]) error {
+func (s *driver[In, Out]) receive(head *chunk[In, Out]) error {
 	r, err := s.w.conn.RecvBytesContext(head.c.ctx)
 	if err != nil {
 		return err
@@ -242,9 +242,9 @@ func (s *slot[In, Out]) receive(head *chunk[In, Out]) error {
 }
 
 // lost handles the loss of the worker (it died, or its connection broke)
-// while it held the slot's chunks: the oldest, which it was running, is
+// while it held the driver's chunks: the oldest, which it was running, is
 // charged a try; all go to the next worker.
-func (s *slot[In, Out]) lost(err error) {
+func (s *driver[In, Out]) lost(err error) {
 	p := s.p
 	pid := s.w.cmd.Pid()
 	werr := p.reap(s.w, true)
@@ -267,28 +267,28 @@ func (s *slot[In, Out]) lost(err error) {
 }
 
 // stopWorker stops the worker; its chunks go to the next one.
-func (s *slot[In, Out]) stopWorker() {
+func (s *driver[In, Out]) stopWorker() {
 	s.p.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "its caller gave up on the chunk it runs")
 	s.p.reap(s.w, true)
 	s.w = nil
 	s.unsend()
 }
 
-func (s *slot[In, Out]) unsend() {
+func (s *driver[In, Out]) unsend() {
 	for _, f := range s.inflight {
 		f.sent = false
 	}
 }
 
 // pop fails the oldest chunk with err and removes it.
-func (s *slot[In, Out]) pop(err error) {
+func (s *driver[In, Out]) pop(err error) {
 	ch := s.inflight[0].ch
 	s.drop()
 	s.fail(ch, err)
 }
 
 // fail fails the chunk with err and hands it to its caller.
-func (s *slot[In, Out]) fail(ch *chunk[In, Out], err error) {
+func (s *driver[In, Out]) fail(ch *chunk[In, Out], err error) {
 	ch.fail(err)
 	ch.c.finish(ch)
 }
