@@ -45,8 +45,9 @@ type Config struct {
 	Init *Init
 	// Shares are objects every worker inherits under their names (a
 	// lock.Lock, a queue, a conn.Conn), typically picked up by Init. The
-	// pool shares them with each worker it starts, so keep them open for
-	// as long as the pool runs. The name "mproc_pool" is the pool's own.
+	// pool shares them with each worker it starts (as with process.Keep:
+	// it closes none of them), so keep them open for as long as the pool
+	// runs. The name "mproc_pool" is the pool's own.
 	Shares map[string]process.Sharer
 	// Progress, if not nil, is called with the number of inputs finished
 	// (successfully or not) and the number submitted, counted over the

@@ -335,14 +335,14 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	err = cmd.Share(theirs, connName)
 	for name, s := range p.cfg.Shares {
 		if err == nil {
-			err = cmd.Share(s, name)
+			err = cmd.Share(process.Keep(s), name) // every worker gets it
 		}
 	}
 	wctx, cancel := context.WithCancel(p.ctx)
 	if err == nil {
 		err = cmd.Start(wctx)
 	}
-	theirs.Close() // the worker's end: ours would hide its EOF
+	theirs.Close() // the worker's end, if Start failed (it closes it otherwise)
 	if err != nil {
 		cancel()
 		mine.Close()

@@ -42,14 +42,17 @@
 //
 // # Who closes what
 //
-// [Cmd.Share] gives the child its own copy of an object's descriptors; the
-// parent keeps its object, and Start closes nothing of the user's. The
-// parent closes, right after Start, every end it gave away and does not use
-// itself, typically the child's end of a pipe: a descriptor stays open as
-// long as any process holds a copy, so while the parent holds one the other
-// side never sees EOF when the child dies (rule 3 of DESIGN.md). Objects
-// both sides use, such as a queue, the parent closes when it is done with
-// them. The package's own channel to the child is handled for you.
+// [Cmd.Share] gives the child its own copy of an object's descriptors. A
+// descriptor stays open as long as any process holds a copy, so while the
+// parent holds a copy of the end of a pipe it gave a child, the other side
+// never sees EOF when the child dies (rule 3 of DESIGN.md), and a Recv
+// there waits forever for a dead child. So a successful Start closes this
+// process's copy of every [conn.Conn] given with Share: the end belongs to
+// the child now. [Keep] says otherwise, for an end the parent goes on using
+// or gives to several children (the parent then closes it when done).
+// Objects both sides use, such as a lock or a queue, stay open: the parent
+// closes them when it is done with them. The package's own channel to the
+// child is handled for you.
 //
 // # What Wait reports
 //

@@ -105,13 +105,14 @@ func (cmdName) String() string { return "process.Cmd" }
 // and ProcessState are safe for use by several goroutines once Start has
 // returned.
 //
-// The child gets its own copy of each shared object's descriptors. The
-// parent keeps its objects: Start closes none of them. Close, after Start,
-// every end you gave away and do not use yourself (for example the child's
-// end of a [pipe.Duplex]): while the parent holds a copy, the other side
-// never sees EOF when the child dies (rule 3 of DESIGN.md). Objects used
-// on both sides, like a queue, stay open in the parent as long as it uses
-// them.
+// The child gets its own copy of each shared object's descriptors. A
+// [conn.Conn] given with Share is an end given away: once the child has
+// its copy, Start closes this process's, because while the parent holds a
+// copy the other side never sees EOF when the child dies, and a Recv there
+// would wait forever for a dead child (rule 3 of DESIGN.md). Wrap the Conn
+// in [Keep] to go on using it in this process, or to give the same end to
+// several children. Other objects (a lock, a queue), used on both sides,
+// stay open: Start closes none of them.
 type Cmd struct {
 	// notSendable makes msgpack refuse a Cmd in a message: see ErrNotSendable.
 	notSendable
@@ -158,9 +159,10 @@ type Cmd struct {
 	noPdeathsig bool
 
 	mu      sync.Mutex
-	shares  *exec.Cmd // collects the shares until Start
-	names   []string  // the share names, for the log
-	cmd     *exec.Cmd // nil until Start
+	shares  *exec.Cmd    // collects the shares until Start
+	names   []string     // the share names, for the log
+	given   []*conn.Conn // Conn ends given away, closed by Start
+	cmd     *exec.Cmd    // nil until Start
 	log     *slog.Logger
 	start   time.Time
 	started bool
@@ -183,8 +185,8 @@ func Command(name string, args ...string) *Cmd {
 // shared and the command before the name: cmd.Share(q, "jobs") is
 // q.Share(cmd, "jobs") for a process.Cmd. It fails for a name already
 // shared, an invalid one, one with the reserved "mproc." prefix, after
-// Start, and with the errors of s.Share. The parent keeps s; see [Cmd] for
-// what to close after Start.
+// Start, and with the errors of s.Share. A *conn.Conn is closed in this
+// process by a successful Start, unless wrapped in [Keep]; see [Cmd].
 func (c *Cmd) Share(s Sharer, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -199,12 +201,30 @@ func (c *Cmd) Share(s Sharer, name string) error {
 		// puts the environment together.
 		c.shares = &exec.Cmd{Env: []string{}}
 	}
+	given, _ := s.(*conn.Conn)
+	if k, ok := s.(kept); ok {
+		s = k.s
+	}
 	if err := s.Share(c.shares, name); err != nil {
 		return err
+	}
+	if given != nil {
+		c.given = append(c.given, given)
 	}
 	c.names = append(c.names, name)
 	return nil
 }
+
+// Keep wraps a Sharer so that [Cmd.Start] leaves this process's copy open:
+// for a [conn.Conn] end the parent goes on using itself, or gives to
+// several children (Start closes a Conn given with [Cmd.Share] otherwise).
+// The caller then closes it when done with it; the other side sees EOF
+// only after that.
+func Keep(s Sharer) Sharer { return kept{s} }
+
+type kept struct{ s Sharer }
+
+func (k kept) Share(cmd *exec.Cmd, name string) error { return k.s.Share(cmd, name) }
 
 // Start starts the child. ctx governs the child's life: when ctx ends
 // before the child exits, the child is sent SIGTERM (which cancels its
@@ -293,6 +313,10 @@ func (c *Cmd) Start(ctx context.Context) error {
 		mine.Close()
 		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
+	for _, g := range c.given {
+		g.Close() // the child has its copy: see Cmd
+	}
+	c.given = nil
 	c.cmd = cmd
 	c.start = time.Now()
 	c.log = debuglog.Resolve(c.Logger)

@@ -294,6 +294,57 @@ func TestShareDuplex(t *testing.T) {
 	require.NoError(t, waitFor(t, cmd, 10*time.Second))
 }
 
+// A child that dies before sending on a Conn whose other end the parent
+// forgot to close: Start closed the parent's copy of the end it gave away,
+// so Recv sees EOF instead of waiting forever for a dead child.
+func TestGivenConnClosedByStart(t *testing.T) {
+	testproc.CheckFDs(t)
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer mine.Close()
+	cmd := Command("kill-self") // dies without a word
+	require.NoError(t, cmd.Share(theirs, "out"))
+	require.NoError(t, cmd.Start(context.Background()))
+	reap(t, cmd)
+	// No theirs.Close() here: the mistake this test is about.
+	assert.ErrorIs(t, theirs.Send(1), conn.ErrClosed, "Start closed this process's copy of the end it gave away")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var v any
+	assert.ErrorIs(t, mine.RecvContext(ctx, &v), io.EOF, "the child's death is EOF, not a hang")
+	var ee *ExitError
+	require.ErrorAs(t, waitFor(t, cmd, 10*time.Second), &ee)
+	assert.Equal(t, syscall.SIGKILL, ee.Signal())
+}
+
+// Keep leaves the parent's copy open: the same end goes to two children,
+// and the parent still uses it after both Starts.
+func TestKeep(t *testing.T) {
+	testproc.CheckFDs(t)
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer mine.Close()
+	var cmds []*Cmd
+	for range 2 {
+		cmd := Command("wait-ctx") // sends "ready" on out, then waits
+		require.NoError(t, cmd.Share(Keep(theirs), "out"))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		require.NoError(t, cmd.Start(ctx))
+		reap(t, cmd)
+		cmds = append(cmds, cmd)
+	}
+	assert.Equal(t, "ready", recvString(t, mine))
+	assert.Equal(t, "ready", recvString(t, mine))
+	require.NoError(t, theirs.Send("from the parent"), "the kept end is still open here")
+	assert.Equal(t, "from the parent", recvString(t, mine))
+	require.NoError(t, theirs.Close())
+	for _, cmd := range cmds {
+		require.NoError(t, cmd.Signal(syscall.SIGTERM))
+		assert.Error(t, waitFor(t, cmd, 10*time.Second))
+	}
+}
+
 // Children started at once from several goroutines, some on the locked
 // starter thread, each with its own conversation.
 func TestConcurrentStarts(t *testing.T) {
