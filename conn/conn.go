@@ -64,6 +64,15 @@ type Conn struct {
 	rc   syscall.RawConn
 	info fd.Info
 	max  atomic.Int64
+	// rd is where frames are read from: f, or, on an AF_UNIX socket, a
+	// recvmsg reader that keeps the descriptors sent with the stream
+	// (handle.go).
+	rd io.Reader
+	// peer describes the other end of a Conn made by Dial or Accept
+	// (listen.go); nil for pipes and socketpairs.
+	peer *peer
+	// in holds the descriptors that arrived with the stream (handle.go).
+	in inFDs
 
 	rmu  sync.Mutex // serializes receiving
 	rerr error      // sticky receive error; guarded by rmu
@@ -135,6 +144,7 @@ func newConn(f *os.File) (*Conn, error) {
 		return nil, fmt.Errorf("conn: %w", err)
 	}
 	c := &Conn{f: f, rc: rc, info: info}
+	c.rd = c.reader()
 	c.max.Store(DefaultMaxMessageSize)
 	return c, nil
 }
@@ -292,6 +302,9 @@ func (c *Conn) RecvContext(ctx context.Context, v any) error {
 	bp := recvPool.Get().(*[]byte)
 	c.rmu.Lock()
 	p, err := c.recv(ctx, (*bp)[:0])
+	if err == nil {
+		err = c.notShare(p)
+	}
 	c.rmu.Unlock()
 	if err == nil {
 		if err = codec.Unmarshal(p, v); err != nil {
@@ -313,7 +326,14 @@ func (c *Conn) RecvBytes() ([]byte, error) { return c.RecvBytesContext(context.B
 func (c *Conn) RecvBytesContext(ctx context.Context) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	return c.recv(ctx, nil)
+	p, err := c.recv(ctx, nil)
+	if err == nil {
+		err = c.notShare(p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // recv reads one frame into buf (or a new buffer if buf is too small).
@@ -323,6 +343,10 @@ func (c *Conn) recv(ctx context.Context, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	hdr := c.hdr[:]
+	// Where the frame begins in the stream (with read-ahead, minus what
+	// is buffered): descriptors sent with a frame belong to the read that
+	// brought its first byte.
+	c.in.start = c.in.off
 	n, err := c.readFirst(ctx, hdr[:headerSize])
 	if n == 0 {
 		if err == nil {
@@ -331,11 +355,11 @@ func (c *Conn) recv(ctx context.Context, buf []byte) ([]byte, error) {
 		return nil, c.readErr(err, false)
 	}
 	if n < headerSize {
-		if _, err := io.ReadFull(c.f, hdr[n:headerSize]); err != nil {
+		if _, err := io.ReadFull(c.rd, hdr[n:headerSize]); err != nil {
 			return nil, c.fail(c.readErr(noEOF(err), true))
 		}
 	}
-	p, err := readAfterHeader(c.f, hdr, c.max.Load(), buf)
+	p, err := readAfterHeader(c.rd, hdr, c.max.Load(), buf)
 	if err != nil {
 		return nil, c.fail(c.readErr(err, true))
 	}
@@ -364,13 +388,13 @@ func (c *Conn) fail(err error) error {
 // readFirst reads at least one byte into p, honouring ctx.
 func (c *Conn) readFirst(ctx context.Context, p []byte) (int, error) {
 	if ctx.Done() == nil {
-		return c.f.Read(p)
+		return c.rd.Read(p)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	stop := fd.WatchDeadline(ctx, c.f.SetReadDeadline)
-	n, err := c.f.Read(p)
+	n, err := c.rd.Read(p)
 	if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, ctx.Err()
 	}
@@ -492,6 +516,8 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.closeErr = c.f.Close()
+		c.in.close()
+		c.peer.close()
 	})
 	return c.closeErr
 }

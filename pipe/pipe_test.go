@@ -111,8 +111,8 @@ func TestDescriptors(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	want := map[string]fd.Info{
-		"a": {Readable: true, Writable: true, Socket: true, SockType: unix.SOCK_STREAM},
-		"b": {Readable: true, Writable: true, Socket: true, SockType: unix.SOCK_STREAM},
+		"a": {Readable: true, Writable: true, Socket: true, SockType: unix.SOCK_STREAM, Domain: unix.AF_UNIX},
+		"b": {Readable: true, Writable: true, Socket: true, SockType: unix.SOCK_STREAM, Domain: unix.AF_UNIX},
 		"r": {Readable: true},
 		"w": {Writable: true},
 	}

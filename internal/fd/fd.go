@@ -63,6 +63,7 @@ type Info struct {
 	Readable, Writable bool
 	Socket             bool
 	SockType           int // unix.SOCK_STREAM, unix.SOCK_SEQPACKET, ... when Socket
+	Domain             int // unix.AF_UNIX, unix.AF_INET, ... when Socket
 }
 
 // Stat describes the descriptor fd. Only pipes (FIFOs) and sockets are
@@ -82,6 +83,11 @@ func Stat(fd int) (Info, error) {
 			return Info{}, os.NewSyscallError("getsockopt", err)
 		}
 		in.SockType = t
+		d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if err != nil {
+			return Info{}, os.NewSyscallError("getsockopt", err)
+		}
+		in.Domain = d
 	default:
 		return Info{}, fmt.Errorf("descriptor %d is neither a pipe nor a socket (mode %#o)", fd, st.Mode&unix.S_IFMT)
 	}

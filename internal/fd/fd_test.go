@@ -80,7 +80,7 @@ func TestSocketpair(t *testing.T) {
 				checkFlags(t, f)
 				in, err := FileStat(f)
 				require.NoError(t, err)
-				assert.Equal(t, Info{Readable: true, Writable: true, Socket: true, SockType: typ}, in)
+				assert.Equal(t, Info{Readable: true, Writable: true, Socket: true, SockType: typ, Domain: unix.AF_UNIX}, in)
 			}
 			_, err = a.Write([]byte("hello"))
 			require.NoError(t, err)
