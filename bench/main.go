@@ -59,7 +59,7 @@
 //     cpuTime gives a process's CPU time, a figure that load elsewhere on
 //     the machine disturbs much less than wall-clock time.
 //   - The parent must close its copy of every end it gave away once
-//     startChild returns, or the child never sees EOF (DESIGN.md, rule 3).
+//     startChild returns, or the child never sees EOF (docs/ARCHITECTURE.md, descriptor rule 3).
 //   - Python baselines: runPython(cfg, script, args...) runs an embedded
 //     script (//go:embed python/NAME.py) with cfg.python and returns its
 //     stdout; print JSON there. cfg.python is "" when there is none: print

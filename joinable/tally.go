@@ -23,7 +23,7 @@ const (
 )
 
 // tally batches this process's TaskDones for items it got itself, so that
-// TaskDone costs no syscall: see DESIGN.md, "Queues". The shared count
+// TaskDone costs no syscall: see internal/mq/FORMAT.md, "Joinable queues". The shared count
 // still holds those items; a flush takes the tally off it.
 type tally struct {
 	gotten atomic.Int64 // items got here and not yet marked done here

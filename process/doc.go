@@ -45,10 +45,10 @@
 // [Cmd.Share] gives the child its own copy of an object's descriptors. A
 // descriptor stays open as long as any process holds a copy, so while the
 // parent holds a copy of the end of a pipe it gave a child, the other side
-// never sees EOF when the child dies (rule 3 of DESIGN.md), and a Recv
-// there waits forever for a dead child. So a successful Start closes this
-// process's copy of every [conn.Conn] given with Share: the end belongs to
-// the child now. [Keep] says otherwise, for an end the parent goes on using
+// never sees EOF when the child dies (docs/ARCHITECTURE.md, descriptor
+// rule 3), and a Recv there waits forever for a dead child. So a
+// successful Start closes this process's copy of every [conn.Conn] given
+// with Share: the end belongs to the child now. [Keep] says otherwise, for an end the parent goes on using
 // or gives to several children (the parent then closes it when done).
 // Objects both sides use, such as a lock or a queue, stay open: the parent
 // closes them when it is done with them. The package's own channel to the

@@ -109,9 +109,9 @@ func (cmdName) String() string { return "process.Cmd" }
 // [conn.Conn] given with Share is an end given away: once the child has
 // its copy, Start closes this process's, because while the parent holds a
 // copy the other side never sees EOF when the child dies, and a Recv there
-// would wait forever for a dead child (rule 3 of DESIGN.md). Wrap the Conn
-// in [Keep] to go on using it in this process, or to give the same end to
-// several children. Other objects (a lock, a queue), used on both sides,
+// would wait forever for a dead child (docs/ARCHITECTURE.md, descriptor
+// rule 3). Wrap the Conn in [Keep] to go on using it in this process, or
+// to give the same end to several children. Other objects (a lock, a queue), used on both sides,
 // stay open: Start closes none of them.
 type Cmd struct {
 	// notSendable makes msgpack refuse a Cmd in a message: see ErrNotSendable.

@@ -16,7 +16,7 @@ import (
 //	12      2     magic 0x6d63 ("mc"), to recognize a record
 //	14      2     flags: flagWaiting | flagWakeFull
 //
-// DESIGN.md sketches an 8-byte record holding the count alone; the other
+// The first design sketched an 8-byte record holding the count alone; the other
 // 8 bytes are what makes Join free of lost wake-ups without any per-waiter
 // state that a killed waiter could leave behind (see join.go).
 const recordLen = 16

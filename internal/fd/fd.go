@@ -1,7 +1,8 @@
 // Package fd creates the descriptors mproc shares with children, following
-// the rules in DESIGN.md: every descriptor is created nonblocking and
-// close-on-exec, and wrapped exactly once with os.NewFile, so that the Go
-// runtime polls it and exec.Cmd's call to Fd leaves O_NONBLOCK alone.
+// the rules in docs/ARCHITECTURE.md ("Descriptors"): every descriptor is
+// created nonblocking and close-on-exec, and wrapped exactly once with
+// os.NewFile, so that the Go runtime polls it and exec.Cmd's call to Fd
+// leaves O_NONBLOCK alone.
 package fd
 
 import (

@@ -91,7 +91,7 @@ func TestSocketpair(t *testing.T) {
 	}
 }
 
-// Rule 1 of DESIGN.md: exec.Cmd calls Fd on ExtraFiles; for a descriptor
+// Descriptor rule 1 of docs/ARCHITECTURE.md: exec.Cmd calls Fd on ExtraFiles; for a descriptor
 // created nonblocking and wrapped once, that must leave O_NONBLOCK alone.
 func TestFdAndExecLeaveNonblocking(t *testing.T) {
 	testproc.CheckFDs(t)

@@ -8,7 +8,7 @@
 //	MPROC_FDS=<entry>[;<entry>...]
 //	<entry>  = <name>=<kind>:<fd>[,<fd>...]
 //
-// for example MPROC_FDS=results=conn:3;jobs=queue:4,5,6. Names are made of
+// for example MPROC_FDS=results=conn:3;jobs=queue:4,5,6,7. Names are made of
 // ASCII letters, digits, '_', '-' and '.'. The kind says which primitive
 // the descriptors make up and in which order; a program in another language
 // finds its descriptors by parsing the variable the same way.

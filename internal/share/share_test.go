@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"", nil},
 		{"a=conn:3", []Entry{{"a", "conn", []int{3}}}},
-		{"results=conn:3;jobs=queue:4,5,6", []Entry{{"results", "conn", []int{3}}, {"jobs", "queue", []int{4, 5, 6}}}},
+		{"results=conn:3;jobs=queue:4,5,6,7", []Entry{{"results", "conn", []int{3}}, {"jobs", "queue", []int{4, 5, 6, 7}}}},
 		{"A-b_c.9=x:0", []Entry{{"A-b_c.9", "x", []int{0}}}},
 	}
 	for _, tc := range valid {
