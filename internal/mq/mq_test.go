@@ -60,9 +60,10 @@ func argInt(i int) int {
 }
 
 func init() {
-	// counted-put N: put N items with hooks that count, then Close, then
-	// print "sent failed" (the items BeforeSend let through, and those
-	// SendFailed gave back).
+	// counted-put N: put N items with hooks that count; print "put F",
+	// F the items SendFailed gave back so far (a direct send that found
+	// the socket full); then Close, and print "sent failed" (the items
+	// BeforeSend let through, and those SendFailed gave back).
 	testproc.Register("counted-put", func() {
 		var sent, failed atomic.Int64
 		q := inherit[item]("q", Hooks{
@@ -72,6 +73,7 @@ func init() {
 		for i := 0; i < argInt(0); i++ {
 			testproc.Check(q.Put(context.Background(), item{P: 1, I: i}), "put")
 		}
+		fmt.Println("put", failed.Load())
 		testproc.Check(q.Close(), "close")
 		fmt.Println(sent.Load(), failed.Load())
 	})
@@ -143,20 +145,25 @@ func TestHooksCountEveryItem(t *testing.T) {
 	require.NoError(t, err)
 	defer q.Close()
 	const n = 20000
-	done := make(chan string)
-	go func() { done <- output(t, q, "counted-put", strconv.Itoa(n)) }()
-	// Let the producer fill the socket and buffer, then drain.
-	time.Sleep(50 * time.Millisecond)
+	cmd := testproc.Command(t, "counted-put", strconv.Itoa(n))
+	require.NoError(t, share.Add(cmd, "q", kind, q.Files()...))
+	child := testproc.StartLines(t, cmd)
+	// Nobody gets until every Put has returned: the producer filled the
+	// socket and its buffer.
+	var early int
+	_, err = fmt.Sscanf(child.Line(t), "put %d", &early)
+	require.NoError(t, err)
+	assert.Positive(t, early, "the socket filled up at least once")
 	for i := 0; i < n; i++ {
 		v, err := q.Get(context.Background())
 		require.NoError(t, err)
 		require.Equal(t, i, v.I)
 	}
 	var sent, failed int
-	_, err = fmt.Sscan(<-done, &sent, &failed)
+	_, err = fmt.Sscan(child.Line(t), &sent, &failed)
 	require.NoError(t, err)
 	assert.Equal(t, n, sent-failed, "items counted by BeforeSend minus SendFailed")
-	assert.Positive(t, failed, "the socket filled up at least once")
+	child.Wait(t)
 }
 
 // A BeforeSend error fails the Put that sends directly; for buffered
