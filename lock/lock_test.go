@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/mproc-go/mproc/internal/plock"
 	"github.com/mproc-go/mproc/internal/share"
 	"github.com/mproc-go/mproc/internal/testproc"
 )
@@ -107,7 +108,7 @@ func errName(err error) string {
 	for _, e := range []struct {
 		err  error
 		name string
-	}{{ErrNotHeld, "ErrNotHeld"}, {ErrExtraToken, "ErrExtraToken"}, {ErrClosed, "ErrClosed"}, {context.DeadlineExceeded, "DeadlineExceeded"}} {
+	}{{ErrNotHeld, "ErrNotHeld"}, {ErrClosed, "ErrClosed"}, {context.DeadlineExceeded, "DeadlineExceeded"}} {
 		if errors.Is(err, e.err) {
 			return e.name
 		}
@@ -163,14 +164,24 @@ func newLockT(t *testing.T) *Lock {
 	return l
 }
 
-// tokens returns the number of bytes in l's pipe: 1 when free, 0 when held.
+// tokens returns 1 when l is free in every process and 0 when some
+// process holds it: it tries the flock from an open file description of
+// its own (which conflicts with this process's too) and gives it back.
 func tokens(t *testing.T, l *Lock) int {
 	t.Helper()
-	var n int
-	var ierr error
-	require.NoError(t, l.wrc.Control(func(d uintptr) { n, ierr = unix.IoctlGetInt(int(d), unix.TIOCINQ) }))
-	require.NoError(t, ierr)
-	return n
+	own, err := plock.Reopen(l.r)
+	require.NoError(t, err)
+	defer unix.Close(own)
+	switch err := unix.Flock(own, unix.LOCK_EX|unix.LOCK_NB); err {
+	case nil:
+		require.NoError(t, unix.Flock(own, unix.LOCK_UN))
+		return 1
+	case unix.EWOULDBLOCK:
+		return 0
+	default:
+		t.Fatalf("flock: %v", err)
+	}
+	return -1
 }
 
 // --- mutual exclusion across processes -------------------------------------
@@ -475,53 +486,6 @@ func TestUnlockOfUnlockedInAnotherProcess(t *testing.T) {
 	assert.Equal(t, 1, tokens(t, l))
 }
 
-func TestExtraTokenDetected(t *testing.T) {
-	testproc.CheckFDs(t)
-	l := newLockT(t)
-	p := startPeer(t, l)
-	stray := func(n int) {
-		t.Helper()
-		_, err := l.w.Write([]byte(strings.Repeat("x", n)))
-		require.NoError(t, err, "write stray bytes into the pipe, as a buggy outsider would")
-	}
-
-	// A stray token while the lock is free: the next holder takes both, so
-	// no second process gets in.
-	stray(1)
-	require.Equal(t, 2, tokens(t, l))
-	assert.Equal(t, "locked", p.do("lock"))
-	assert.Equal(t, 0, tokens(t, l), "both taken at once")
-	assert.False(t, l.TryLock(), "still exclusive")
-	assert.Equal(t, "ErrExtraToken", p.do("release"), "reported by the process that found it")
-	assert.Equal(t, 1, tokens(t, l), "one token again")
-
-	// A stray token while the child holds the lock: its release puts the
-	// second token; the parent's next Lock takes both and reports it.
-	assert.Equal(t, "locked", p.do("lock"))
-	stray(1)
-	assert.Equal(t, "ok", p.do("release"))
-	l.Lock()
-	assert.Equal(t, "busy", p.do("try"), "still exclusive")
-	assert.ErrorIs(t, unlockPanic(l), ErrExtraToken, "Unlock panics")
-	assert.Equal(t, 1, tokens(t, l))
-
-	// More junk than one read takes: it collapses over a few rounds.
-	stray(100)
-	rounds := 0
-	for ; rounds < 10; rounds++ {
-		require.True(t, l.TryLock())
-		if l.Release() == nil {
-			break
-		}
-	}
-	assert.Equal(t, 2, rounds, "two rounds with extra tokens, then a clean one")
-	assert.Equal(t, 1, tokens(t, l))
-	assert.Equal(t, "free", p.do("try"), "the lock works on")
-	p.stop()
-}
-
-// --- Close ------------------------------------------------------------------
-
 func TestCloseWakesBlockedCallers(t *testing.T) {
 	testproc.CheckFDs(t)
 	l := newLockT(t)
@@ -628,12 +592,33 @@ func TestHolderKilled(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Kill())
 	p.cmd.Wait()
 
-	// The token died with its holder: the others can only give up.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	assert.ErrorIs(t, l.LockContext(ctx), context.DeadlineExceeded)
-	assert.False(t, l.TryLock())
-	assert.Equal(t, 0, tokens(t, l))
+	// The kernel released the dead holder's flock: the lock is free at
+	// once, for TryLock too.
+	assert.Equal(t, 1, tokens(t, l))
+	require.True(t, l.TryLock(), "free as soon as its holder is dead")
+	l.Unlock()
+}
+
+// A process blocked in Lock while the holder is killed gets the lock within
+// a second (within plock.Recheck: the dead holder wrote no wake).
+func TestHolderKilledWhileOthersWait(t *testing.T) {
+	testproc.CheckFDs(t)
+	l := newLockT(t)
+	holder := startPeer(t, l)
+	require.Equal(t, "locked", holder.do("lock"))
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		got <- l.LockContext(ctx)
+	}()
+	require.Never(t, func() bool { return len(got) > 0 }, 50*time.Millisecond, 5*time.Millisecond, "held by the child")
+	require.NoError(t, holder.cmd.Process.Kill())
+	killed := time.Now()
+	holder.cmd.Wait()
+	require.NoError(t, <-got)
+	assert.Less(t, time.Since(killed), time.Second, "taken within a second of the holder's death")
+	l.Unlock()
 }
 
 func TestWaiterKilled(t *testing.T) {
@@ -705,7 +690,7 @@ func helperInherit() {
 	c, err := Inherit("blocking")
 	testproc.Check(err, "inherit blocking")
 	if !c.TryLock() {
-		testproc.Fatalf("blocking: the token is missing")
+		testproc.Fatalf("blocking: the lock is not free")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -742,8 +727,6 @@ func TestInherit(t *testing.T) {
 	require.NoError(t, share.Add(cmd, "socket", Kind, s0, s1))
 	require.NoError(t, share.Add(cmd, "conn", "conn", r2))
 	br, bw := pipe(unix.O_CLOEXEC) // blocking
-	_, err = bw.Write(token[:])
-	require.NoError(t, err)
 	require.NoError(t, share.Add(cmd, "blocking", Kind, br, bw))
 
 	assert.ErrorIs(t, l.Share(cmd, "bad name"), ErrBadName)

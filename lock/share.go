@@ -13,7 +13,7 @@ import (
 
 // Kind is the kind recorded for a Lock in the environment variable that
 // lists inherited descriptors: two descriptors, the read end then the
-// write end of the token pipe.
+// write end of the lock's pipe.
 const Kind = "lock"
 
 // Errors of Share and Inherit, shared by every mproc package. Test with
@@ -36,11 +36,11 @@ var (
 )
 
 // Share arranges for the child that cmd will start to inherit l under
-// name: it appends the two ends of the token pipe to cmd.ExtraFiles and
+// name: it appends the two ends of the lock's pipe to cmd.ExtraFiles and
 // records them in cmd.Env (starting from os.Environ() when cmd.Env is nil;
 // several Shares on one cmd all survive). The child calls Inherit(name).
 // The parent keeps using l as before: the child is one more process
-// contending for the same token.
+// contending for the same lock.
 //
 // Share may be called by several goroutines, for any number of commands.
 // It fails with ErrClosed once l is closed.
