@@ -68,11 +68,11 @@ type Mutex struct {
 
 	mu       sync.Mutex
 	closed   bool
-	waiters  int           // goroutines between Subscribe and Unsubscribe
-	tick     chan struct{} // closed at the next wake or recheck
-	watching bool          // the watcher goroutine runs
+	waiters  int            // goroutines between Subscribe and Unsubscribe
+	tick     chan struct{}  // closed at the next wake or recheck
+	watching bool           // the watcher goroutine runs
 	watchers sync.WaitGroup // the watcher goroutines, joined by Close
-	done     chan struct{} // closed by Close
+	done     chan struct{}  // closed by Close
 
 }
 
