@@ -65,11 +65,25 @@ var (
 	// ErrBadName: Share was given a name other than ASCII letters,
 	// digits, '_', '-' and '.'.
 	ErrBadName = share.ErrBadName
+	// ErrNotSendable: a Event (or a value holding one) was given to
+	// Send, Put, Map, Apply or Go, or met in a message being decoded; share
+	// it through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
+
+type notSendable = share.Inheritable[typeName]
+
+// typeName names event.Event in the errors of notSendable.
+type typeName struct{}
+
+func (typeName) String() string { return "event.Event" }
 
 // Event is a flag shared by processes, initially clear. It is safe for use
 // by several goroutines and processes.
 type Event struct {
+	// notSendable makes msgpack refuse a Event in a message: see ErrNotSendable.
+	notSendable
+
 	rec *record.Record
 }
 
@@ -108,10 +122,7 @@ func New() (*Event, error) {
 }
 
 func (e *Event) err(err error) error {
-	if errors.Is(err, record.ErrClosed) {
-		return ErrClosed
-	}
-	return err
+	return record.Public(err, ErrClosed, "event: ")
 }
 
 func (e *Event) load() (state, error) {
@@ -210,4 +221,4 @@ func Inherit(name string) (*Event, error) {
 // of this process blocked in Wait, which get ErrClosed. Other processes are
 // not affected. Close is idempotent and safe to call concurrently with the
 // other methods.
-func (e *Event) Close() error { return e.rec.Close() }
+func (e *Event) Close() error { return e.err(e.rec.Close()) }

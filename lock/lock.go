@@ -133,8 +133,12 @@ func (l *Lock) LockContext(ctx context.Context) error {
 		return err
 	}
 	err := l.pl.Lock(ctx)
-	if errors.Is(err, plock.ErrClosed) {
+	switch {
+	case err == nil, err == ctx.Err():
+	case errors.Is(err, plock.ErrClosed):
 		err = ErrClosed
+	default:
+		err = fmt.Errorf("lock: %w", err)
 	}
 	l.end(err == nil)
 	return err

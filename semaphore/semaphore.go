@@ -83,11 +83,25 @@ var (
 	// ErrBadName: Share was given a name other than ASCII letters,
 	// digits, '_', '-' and '.'.
 	ErrBadName = share.ErrBadName
+	// ErrNotSendable: a Semaphore (or a value holding one) was given to
+	// Send, Put, Map, Apply or Go, or met in a message being decoded; share
+	// it through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
+
+type notSendable = share.Inheritable[typeName]
+
+// typeName names semaphore.Semaphore in the errors of notSendable.
+type typeName struct{}
+
+func (typeName) String() string { return "semaphore.Semaphore" }
 
 // Semaphore is a counting semaphore shared by processes. It is safe for use
 // by several goroutines and processes.
 type Semaphore struct {
+	// notSendable makes msgpack refuse a Semaphore in a message: see ErrNotSendable.
+	notSendable
+
 	rec *record.Record
 
 	mu   sync.Mutex
@@ -155,10 +169,7 @@ func create(n int, bounded bool) (*Semaphore, error) {
 }
 
 func (s *Semaphore) err(err error) error {
-	if errors.Is(err, record.ErrClosed) {
-		return ErrClosed
-	}
-	return err
+	return record.Public(err, ErrClosed, "semaphore: ")
 }
 
 // reclaim gives back to the count the tokens of processes that died
@@ -390,4 +401,4 @@ func Inherit(name string) (*Semaphore, error) {
 // process holds are given back, as if it had died: the next call of
 // another process reclaims them. Close is idempotent and safe to call
 // concurrently with the other methods.
-func (s *Semaphore) Close() error { return s.rec.Close() }
+func (s *Semaphore) Close() error { return s.err(s.rec.Close()) }

@@ -89,12 +89,26 @@ var (
 	// ErrBadName: Share was given a name other than ASCII letters,
 	// digits, '_', '-' and '.'.
 	ErrBadName = share.ErrBadName
+	// ErrNotSendable: a Value (or a value holding one) was given to
+	// Send, Put, Map, Apply or Go, or met in a message being decoded; share
+	// it through inheritance instead.
+	ErrNotSendable = share.ErrNotSendable
 )
+
+type notSendable = share.Inheritable[typeName]
+
+// typeName names value.Value in the errors of notSendable.
+type typeName struct{}
+
+func (typeName) String() string { return "value.Value" }
 
 // Value is a value of type T shared by processes. It is safe for use by
 // several goroutines and processes. The zero Value is not usable: make one
 // with New or Inherit.
 type Value[T any] struct {
+	// notSendable makes msgpack refuse a Value in a message: see ErrNotSendable.
+	notSendable
+
 	rec *record.Record
 }
 
@@ -105,15 +119,15 @@ func New[T any](v T) (*Value[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := record.New("value", []byte(typeName[T]()), data)
+	rec, err := record.New("value", []byte(typeOf[T]()), data)
 	if err != nil {
 		return nil, fmt.Errorf("value: %w", err)
 	}
 	return &Value[T]{rec: rec}, nil
 }
 
-// typeName is the type recorded beside the value, checked by Inherit.
-func typeName[T any]() string {
+// typeOf is the type recorded beside the value, checked by Inherit.
+func typeOf[T any]() string {
 	t := reflect.TypeFor[T]()
 	if t.PkgPath() != "" {
 		return t.PkgPath() + "." + t.Name()
@@ -135,16 +149,13 @@ func encode[T any](v T) ([]byte, error) {
 func decode[T any](data []byte) (T, error) {
 	var v T
 	if err := codec.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: decode a %s: %w", ErrCorrupt, typeName[T](), err)
+		return v, fmt.Errorf("%w: decode a %s: %w", ErrCorrupt, typeOf[T](), err)
 	}
 	return v, nil
 }
 
 func (v *Value[T]) err(err error) error {
-	if errors.Is(err, record.ErrClosed) {
-		return ErrClosed
-	}
-	return err
+	return record.Public(err, ErrClosed, "value: ")
 }
 
 // Load returns the value. It takes no lock and does not wait for an Update
@@ -226,7 +237,7 @@ func Inherit[T any](name string) (*Value[T], error) {
 			rec.Close()
 			return nil, err
 		}
-		if want := typeName[T](); string(meta) != want {
+		if want := typeOf[T](); string(meta) != want {
 			rec.Close()
 			return nil, fmt.Errorf("%w: a Value of %s, not of %s", ErrWrongKind, meta, want)
 		}
@@ -239,4 +250,4 @@ func Inherit[T any](name string) (*Value[T], error) {
 // a running Update of this process to finish. Other processes are not
 // affected. Close is idempotent and safe to call concurrently with the
 // other methods; later calls get ErrClosed.
-func (v *Value[T]) Close() error { return v.rec.Close() }
+func (v *Value[T]) Close() error { return v.err(v.rec.Close()) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/mproc-go/mproc/internal/testproc"
 )
@@ -358,4 +359,14 @@ func TestClose(t *testing.T) {
 	_, err = v.Update(ctx, func(x int) int { return x })
 	assert.ErrorIs(t, err, ErrClosed)
 	assert.ErrorIs(t, v.Share(exec.Command("true"), "n"), ErrClosed)
+}
+
+// A Value is shared by inheritance, never inside a message.
+func TestNotSendable(t *testing.T) {
+	testproc.CheckFDs(t)
+	v, err := New(1)
+	require.NoError(t, err)
+	defer v.Close()
+	_, err = msgpack.Marshal(struct{ V *Value[int] }{v})
+	assert.ErrorIs(t, err, ErrNotSendable)
 }

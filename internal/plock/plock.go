@@ -55,7 +55,7 @@ import (
 const Recheck = 100 * time.Millisecond
 
 // ErrClosed is returned by calls on a closed Mutex.
-var ErrClosed = errors.New("plock: closed")
+var ErrClosed = errors.New("closed")
 
 // Mutex is one process's handle on a process lock and its wake pipe. Its
 // methods are safe for concurrent use, but TryLock and Unlock act for the
@@ -146,7 +146,7 @@ func (m *Mutex) TryLock() (bool, error) {
 		case unix.EBADF:
 			return false, ErrClosed
 		}
-		return false, fmt.Errorf("plock: %w", os.NewSyscallError("flock", err))
+		return false, (os.NewSyscallError("flock", err))
 	}
 }
 
@@ -167,7 +167,7 @@ func (m *Mutex) Unlock() error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("plock: %w", os.NewSyscallError("flock", err))
+		return (os.NewSyscallError("flock", err))
 	}
 	return m.Wake()
 }
@@ -180,10 +180,10 @@ func (m *Mutex) Wake() error {
 		if errors.Is(err, os.ErrClosed) {
 			return ErrClosed
 		}
-		return fmt.Errorf("plock: wake: %w", err)
+		return fmt.Errorf("wake: %w", err)
 	}
 	if werr != nil {
-		return fmt.Errorf("plock: wake: %w", werr)
+		return fmt.Errorf("wake: %w", werr)
 	}
 	return nil
 }

@@ -72,10 +72,29 @@ const NumFiles = 3
 
 // Errors of this package.
 var (
-	ErrClosed  = errors.New("record: closed")
-	ErrCorrupt = errors.New("record: no valid record in the file")
-	ErrTooLong = fmt.Errorf("record: longer than %d bytes", MaxLen)
+	ErrClosed  = errors.New("closed")
+	ErrCorrupt = errors.New("no valid record in the file")
+	ErrTooLong = fmt.Errorf("record longer than %d bytes", MaxLen)
 )
+
+// Error is an error of the record itself (a system call, a corrupt record),
+// as opposed to one that the caller's function returned through Update:
+// the public package adds its prefix to these.
+type Error struct{ Err error }
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(err error) error {
+	if err == nil || errors.Is(err, ErrClosed) {
+		return err
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Err: err}
+}
 
 // Record is one process's handle on a shared record. Its methods are safe
 // for concurrent use by several goroutines and processes.
@@ -101,24 +120,24 @@ type Record struct {
 // description of the data's type, read by FromFiles' callers).
 func New(name string, meta, data []byte) (*Record, error) {
 	if len(data) > MaxLen {
-		return nil, ErrTooLong
+		return nil, fail(ErrTooLong)
 	}
 	mfd, err := unix.MemfdCreate("mproc:"+name, unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", os.NewSyscallError("memfd_create", err))
+		return nil, fail(os.NewSyscallError("memfd_create", err))
 	}
 	mem := os.NewFile(uintptr(mfd), "mproc:"+name+":mem")
 	wr, ww, err := fd.Pipe("mproc:" + name + ":wake")
 	if err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, fail(err)
 	}
 	mb := make([]byte, 4+len(meta))
 	binary.BigEndian.PutUint32(mb, uint32(len(meta)))
 	copy(mb[4:], meta)
 	if _, err := unix.Pwrite(mfd, mb, metaOffset); err != nil {
 		closeAll(mem, wr, ww)
-		return nil, fmt.Errorf("record: %w", os.NewSyscallError("pwrite", err))
+		return nil, fail(os.NewSyscallError("pwrite", err))
 	}
 	if err := writeSlot(mfd, 1, data); err != nil {
 		closeAll(mem, wr, ww)
@@ -137,7 +156,7 @@ func New(name string, meta, data []byte) (*Record, error) {
 func FromFiles(files []*os.File) (*Record, error) {
 	if len(files) != NumFiles {
 		closeAll(files...)
-		return nil, fmt.Errorf("record: %d files, want %d", len(files), NumFiles)
+		return nil, fmt.Errorf("%d files, want %d", len(files), NumFiles)
 	}
 	if err := check(files); err != nil {
 		closeAll(files...)
@@ -177,15 +196,15 @@ func check(files []*os.File) error {
 		}
 	}
 	if st[0].Mode&unix.S_IFMT != unix.S_IFREG {
-		return errors.New("record: the first descriptor is not a memfd")
+		return errors.New("the first descriptor is not a memfd")
 	}
 	for i := 1; i < 3; i++ {
 		if st[i].Mode&unix.S_IFMT != unix.S_IFIFO {
-			return fmt.Errorf("record: descriptor %d is not a pipe", i)
+			return fmt.Errorf("descriptor %d is not a pipe", i)
 		}
 	}
 	if st[1].Ino != st[2].Ino || st[1].Dev != st[2].Dev {
-		return errors.New("record: the wake descriptors are ends of different pipes")
+		return errors.New("the wake descriptors are ends of different pipes")
 	}
 	return nil
 }
@@ -193,7 +212,7 @@ func check(files []*os.File) error {
 func open(mem, wr, ww *os.File) (*Record, error) {
 	lk, err := plock.New(mem, wr, ww)
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, fail(err)
 	}
 	return &Record{
 		mem: mem, wr: wr, ww: ww, lk: lk, own: lk.Own(),
@@ -239,7 +258,7 @@ func (r *Record) pread(b []byte, off int64) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("record: %w", os.NewSyscallError("pread", err))
+			return fail(os.NewSyscallError("pread", err))
 		}
 		if n == 0 {
 			clear(b)
@@ -267,7 +286,7 @@ func (r *Record) readSlot(i int, buf []byte) (slot, error) {
 		n, err = unix.Pread(r.own, buf, off)
 	}
 	if err != nil {
-		return slot{}, fmt.Errorf("record: %w", os.NewSyscallError("pread", err))
+		return slot{}, fail(os.NewSyscallError("pread", err))
 	}
 	if n < headerLen || [4]byte(buf[0:4]) != magic {
 		return slot{}, nil
@@ -326,7 +345,7 @@ func writeSlot(fd int, seq uint64, data []byte) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("record: %w", os.NewSyscallError("pwrite", err))
+			return fail(os.NewSyscallError("pwrite", err))
 		}
 		b, off = b[n:], off+int64(n)
 	}
@@ -387,14 +406,14 @@ func (r *Record) update(fn func(old []byte) ([]byte, error)) error {
 	}
 	if !s.ok {
 		// Under the lock no writer is under way: both slots are bad.
-		return ErrCorrupt
+		return fail(ErrCorrupt)
 	}
 	data, err := fn(s.data)
 	if err != nil || data == nil {
 		return err
 	}
 	if len(data) > MaxLen {
-		return ErrTooLong
+		return fail(ErrTooLong)
 	}
 	return writeSlot(r.own, s.seq+1, data)
 }
@@ -421,7 +440,10 @@ func (r *Record) lock(ctx context.Context) error {
 		if errors.Is(err, plock.ErrClosed) {
 			return ErrClosed
 		}
-		return err
+		if ctx.Err() != nil && err == ctx.Err() {
+			return err
+		}
+		return fail(err)
 	}
 	return nil
 }
@@ -429,7 +451,7 @@ func (r *Record) lock(ctx context.Context) error {
 func (r *Record) unlock() error {
 	err := r.lk.Unlock()
 	<-r.sem
-	return err
+	return fail(err)
 }
 
 // Wait waits until check, called with the current data at once, after
@@ -451,7 +473,7 @@ func (r *Record) Wait(ctx context.Context, check func(data []byte) (bool, error)
 
 // Wake wakes the waiters of every process (Update does it after every
 // change, when it releases the lock).
-func (r *Record) Wake() error { return r.lk.Wake() }
+func (r *Record) Wake() error { return fail(r.lk.Wake()) }
 
 // Hold takes the live-holder lock id for this process, without waiting,
 // and reports whether it did: false when another process holds it. Holding
@@ -470,7 +492,7 @@ func (r *Record) Hold(id uint32) (bool, error) {
 	case unix.EAGAIN, unix.EACCES:
 		return false, nil
 	}
-	return false, fmt.Errorf("record: %w", os.NewSyscallError("fcntl F_OFD_SETLK", err))
+	return false, fail(os.NewSyscallError("fcntl F_OFD_SETLK", err))
 }
 
 // Drop releases the live-holder lock id of this process.
@@ -482,7 +504,7 @@ func (r *Record) Drop(id uint32) error {
 	}
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: liveOffset + int64(id), Len: 1}
 	if err := unix.FcntlFlock(uintptr(r.own), unix.F_OFD_SETLK, &lk); err != nil {
-		return fmt.Errorf("record: %w", os.NewSyscallError("fcntl F_OFD_SETLK", err))
+		return fail(os.NewSyscallError("fcntl F_OFD_SETLK", err))
 	}
 	return nil
 }
@@ -497,7 +519,7 @@ func (r *Record) Alive(id uint32) (bool, error) {
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: liveOffset + int64(id), Len: 1}
 	if err := unix.FcntlFlock(uintptr(r.own), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, fmt.Errorf("record: %w", os.NewSyscallError("fcntl F_OFD_GETLK", err))
+		return false, fail(os.NewSyscallError("fcntl F_OFD_GETLK", err))
 	}
 	return lk.Type != unix.F_UNLCK, nil
 }
@@ -513,10 +535,26 @@ func (r *Record) Close() error {
 		r.fdmu.Lock()
 		r.closed = true
 		r.fdmu.Unlock()
-		r.closeErr = errors.Join(r.lk.Close(), r.mem.Close(), r.wr.Close(), r.ww.Close())
+		r.closeErr = fail(errors.Join(r.lk.Close(), r.mem.Close(), r.wr.Close(), r.ww.Close()))
 	})
 	return r.closeErr
 }
 
 // Done is closed when Close is called.
 func (r *Record) Done() <-chan struct{} { return r.done }
+
+// Public turns an error of a Record's method into the public package's:
+// ErrClosed into closed, and an *Error into one with the package's prefix
+// ("value: "); the caller's own errors pass unchanged.
+func Public(err error, closed error, prefix string) error {
+	var e *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrClosed):
+		return closed
+	case errors.As(err, &e):
+		return fmt.Errorf("%s%w", prefix, err)
+	}
+	return err
+}
