@@ -83,14 +83,32 @@ func runChild(env string) int {
 		fmt.Fprintf(os.Stderr, "process: %s: control channel: %v\n", name, err)
 		return exitPanic
 	}
-	if opts.dieWithParent {
-		go watchParent(ctl, name)
-	}
 	ch := &child{name: name, ctl: ctl, flush: opts.flushTimeout}
-	fn := lookup(name)
-	if fn == nil {
+	e, ok := lookup(name)
+	if !ok {
+		if opts.dieWithParent {
+			go watchParent(ctl, name)
+		}
 		return ch.finish(report{Kind: kindError, Msg: fmt.Sprintf(
 			"process: no function registered as %q in the child (Register it in init, before process.Main runs)", name)})
+	}
+	fn := e.fn
+	if e.typed != nil {
+		// The parent sends the argument first thing on the control
+		// channel; nothing else ever comes, so watchParent starts after.
+		arg, err := ctl.RecvBytes()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "process %s: receive the argument: %v\n", name, err)
+			return exitError
+		}
+		fn = func(ctx context.Context) error {
+			res, err := e.typed(ctx, arg)
+			ch.result = res
+			return err
+		}
+	}
+	if opts.dieWithParent {
+		go watchParent(ctl, name)
 	}
 	// SIGTERM, the parent's request to stop, cancels the function's
 	// context, and stays caught until the process exits so that the flush
@@ -115,9 +133,10 @@ func watchParent(ctl *conn.Conn, name string) {
 }
 
 type child struct {
-	name  string
-	ctl   *conn.Conn
-	flush time.Duration
+	name   string
+	ctl    *conn.Conn
+	flush  time.Duration
+	result []byte // what a typed function returned, encoded
 }
 
 // call runs fn on this goroutine and reports how it ended.
@@ -139,7 +158,7 @@ func (ch *child) call(ctx context.Context, fn func(context.Context) error) (rep 
 	if err != nil {
 		return report{Kind: kindError, Msg: truncate(err.Error()), Type: fmt.Sprintf("%T", err)}
 	}
-	return report{Kind: kindOK}
+	return report{Kind: kindOK, Result: ch.result}
 }
 
 // finish flushes the queues, sends the report and returns the exit status.

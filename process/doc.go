@@ -9,7 +9,27 @@
 // ([Cmd.Args], read with [Args]) and the objects shared with [Cmd.Share],
 // nothing else of the parent's memory.
 //
-// Three pieces make it work:
+// A function with a typed argument and result is registered with
+// [RegisterFunc], which returns its handle; the handle makes the commands,
+// so a misspelled name does not compile:
+//
+//	var resize = process.RegisterFunc("resize", func(ctx context.Context, job Job) (Stats, error) {
+//		... // runs in the child
+//	})
+//
+//	func main() {
+//		process.Main() // in a child: runs the function, then exits
+//		stats, err := resize.Command(job).Run(ctx) // the child's result, or its error
+//	}
+//
+// The argument is encoded with msgpack by Start, in the caller (a value
+// that cannot be encoded fails there), and sent on the child's control
+// channel; the result comes back in the child's report, to
+// [TypedCmd.Wait].
+//
+// A function shaped like a command line program, or one that talks to its
+// parent through shared queues and connections, is registered with
+// [Register] and gets string arguments:
 //
 //	func init() {
 //		process.Register("worker", worker) // both sides know the name
@@ -30,9 +50,20 @@
 //		...
 //	}
 //
+// # Logging
+//
+// [Cmd.Logger] receives Debug records of the child's life (started, with
+// its pid and shares; exited, with its status and duration; killed when
+// its grace ran out; its queues flushed at exit, with the item count).
+// Setting MPROC_DEBUG=1 in the environment writes them to stderr for every
+// Cmd without a Logger, as Python's log_to_stderr does.
+//
 // # From Python
 //
-//	Process(target=f, args=a).start()   Register("f", f); Command("f", a...).Start(ctx)
+//	Process(target=f, args=(x,))        h := RegisterFunc("f", f); h.Command(x).Start(ctx)
+//	(a result, as concurrent.futures)   out, err := cmd.Wait()
+//	Process(target=f, args=argv)        Register("f", f); Command("f", argv...).Start(ctx)
+//	log_to_stderr(logging.DEBUG)        MPROC_DEBUG=1, or Cmd.Logger
 //	p.join()                            Cmd.Wait (returns the child's error)
 //	p.exitcode                          Cmd.ProcessState().ExitCode()
 //	p.is_alive(), p.sentinel            Cmd.Done()

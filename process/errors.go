@@ -35,6 +35,14 @@ var (
 	// letters, digits, '_', '-' and '.'. It is the ErrBadName of every
 	// mproc package. Test with errors.Is.
 	ErrBadName = share.ErrBadName
+	// ErrTyped is returned by [Cmd.Start] for a function registered with
+	// [RegisterFunc]: it takes an argument, so its commands come from its
+	// [Func.Command]. Test with errors.Is.
+	ErrTyped = errors.New("process: the function takes a typed argument; start it with its Func's Command")
+	// ErrEncode is wrapped by the error of [TypedCmd.Start] for an
+	// argument that msgpack cannot encode, and by that of [TypedCmd.Wait]
+	// for a result the parent cannot decode. Test with errors.Is.
+	ErrEncode = errors.New("process: msgpack encoding")
 )
 
 // Error is the error that a child's function returned, as the parent sees
@@ -108,6 +116,9 @@ type report struct {
 	// still buffered (for the parent's log).
 	Flushes int `msgpack:"f,omitempty"`
 	Items   int `msgpack:"i,omitempty"`
+	// Result is the encoded result of a function registered with
+	// RegisterFunc, with Kind kindOK.
+	Result []byte `msgpack:"r,omitempty"`
 }
 
 const (

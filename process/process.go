@@ -45,9 +45,16 @@ const (
 	DefaultFlushTimeout = 10 * time.Second
 )
 
+// entry is a registered function: fn for Register, typed for RegisterFunc
+// (the argument and the result encoded).
+type entry struct {
+	fn    func(ctx context.Context) error
+	typed func(ctx context.Context, arg []byte) ([]byte, error)
+}
+
 var funcs struct {
 	sync.Mutex
-	m map[string]func(ctx context.Context) error
+	m map[string]entry
 }
 
 // Register makes fn startable in a child under name. Call it in an init
@@ -60,28 +67,36 @@ var funcs struct {
 // child receives SIGTERM (which is how [Cmd.Start] stops a child when its
 // context ends); the child's other arguments come from [Args] and its
 // shared objects from the Inherit functions of their packages.
+//
+// A function that takes a typed argument and returns a result is
+// registered with [RegisterFunc] instead.
 func Register(name string, fn func(ctx context.Context) error) {
 	if fn == nil {
 		panic("process: Register " + name + " with a nil function")
 	}
+	register("Register", name, entry{fn: fn})
+}
+
+func register(what, name string, e entry) {
 	if !share.ValidName(name) {
-		panic(fmt.Sprintf("process: Register %q: use ASCII letters, digits, '_', '-' and '.'", name))
+		panic(fmt.Sprintf("process: %s %q: use ASCII letters, digits, '_', '-' and '.'", what, name))
 	}
 	funcs.Lock()
 	defer funcs.Unlock()
 	if funcs.m == nil {
-		funcs.m = make(map[string]func(context.Context) error)
+		funcs.m = make(map[string]entry)
 	}
 	if _, dup := funcs.m[name]; dup {
-		panic("process: Register " + name + " twice")
+		panic("process: " + what + " " + name + ": the name is registered already")
 	}
-	funcs.m[name] = fn
+	funcs.m[name] = e
 }
 
-func lookup(name string) func(context.Context) error {
+func lookup(name string) (entry, bool) {
 	funcs.Lock()
 	defer funcs.Unlock()
-	return funcs.m[name]
+	e, ok := funcs.m[name]
+	return e, ok
 }
 
 // A Sharer is an object a child can inherit by name: conn.Conn, lock.Lock,
@@ -168,6 +183,8 @@ type Cmd struct {
 	started bool
 	cause   error // context.Cause of Start's ctx, once it ended and the child was signalled
 	termed  bool  // the child was sent SIGTERM because the context ended
+	arg     []byte // the encoded argument of a TypedCmd, sent on the control channel
+	result  []byte // the encoded result of a TypedCmd, from the report
 	done    chan struct{}
 	state   *os.ProcessState // set before done is closed
 	err     error            // set before done is closed
@@ -242,8 +259,12 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return fmt.Errorf("process: %s: %w", c.Name, ErrStarted)
 	}
 	c.started = true
-	if lookup(c.Name) == nil {
+	e, ok := lookup(c.Name)
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotRegistered, c.Name)
+	}
+	if e.typed != nil && c.arg == nil {
+		return fmt.Errorf("%w: %q", ErrTyped, c.Name)
 	}
 	if _, isChild := os.LookupEnv(envName); isChild && !mainCalled.Load() {
 		return ErrNoMain
@@ -360,7 +381,16 @@ func output(w, dflt io.Writer) io.Writer {
 // channel closes when it exits), then reaps it and records the outcome.
 func (c *Cmd) wait(parent *conn.Conn, release func()) {
 	var rep report
-	parent.SetMaxMessageSize(4 * maxText)
+	if c.arg != nil {
+		// The child reads its argument first thing. A child that died
+		// before makes the send fail, and Wait reports how it ended; any
+		// other failure would leave it waiting, so it is killed.
+		if err := parent.SendBytes(c.arg); err != nil {
+			c.cmd.Process.Kill()
+		}
+	} else {
+		parent.SetMaxMessageSize(4 * maxText) // a typed function's result is in its report
+	}
 	if err := parent.Recv(&rep); err != nil {
 		rep = report{} // EOF: no report; anything else: no usable one
 	}
@@ -392,6 +422,9 @@ func (c *Cmd) wait(parent *conn.Conn, release func()) {
 		}
 	}
 	c.state, c.err = state, err
+	if err == nil {
+		c.result = rep.Result
+	}
 	termed := c.termed
 	c.mu.Unlock()
 	c.logExit(pid, state, rep, termed, err)
