@@ -111,12 +111,15 @@ func verify(key, m, resp []byte) error {
 	return nil
 }
 
+// randRead fills a challenge; tests replace it to check exact bytes.
+var randRead = rand.Read // never fails (crypto/rand's contract)
+
 // newChallenge returns a challenge message: "{sha256}" and 40 random bytes.
 func newChallenge() []byte {
 	m := make([]byte, 0, len(ourDigest)+2+challengeLen)
 	m = append(m, "{"+ourDigest+"}"...)
 	r := make([]byte, challengeLen)
-	rand.Read(r) // never fails (crypto/rand's contract)
+	randRead(r)
 	return append(m, r...)
 }
 
