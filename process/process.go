@@ -181,8 +181,8 @@ type Cmd struct {
 	log     *slog.Logger
 	start   time.Time
 	started bool
-	cause   error // context.Cause of Start's ctx, once it ended and the child was signalled
-	termed  bool  // the child was sent SIGTERM because the context ended
+	cause   error  // context.Cause of Start's ctx, once it ended and the child was signalled
+	termed  bool   // the child was sent SIGTERM because the context ended
 	arg     []byte // the encoded argument of a TypedCmd, sent on the control channel
 	result  []byte // the encoded result of a TypedCmd, from the report
 	done    chan struct{}
