@@ -279,6 +279,7 @@ func TestAbortAndReset(t *testing.T) {
 	require.NoError(t, b.Reset())
 	assert.ErrorIs(t, <-got, ErrBroken)
 	require.Equal(t, "waiting", do(t, p, "wait 30000"))
+	waiting(t, b, 1)
 	i, err := b.Wait(context.Background())
 	require.NoError(t, err, "a fresh round after the Reset")
 	assert.Equal(t, "index 0", p.Line(t))
