@@ -32,7 +32,22 @@ var (
 	// ErrWriteOnly is returned by Recv and Poll on the write end of a
 	// Simplex pipe.
 	ErrWriteOnly = errors.New("conn: connection is write-only")
+	// ErrMalformed is returned by Recv for a payload that is not exactly
+	// one well-formed msgpack value (bytes after the value included). The
+	// message is consumed; the Conn remains usable. Test with errors.Is.
+	ErrMalformed = codec.ErrMalformed
+	// ErrTooDeep is returned by Recv for a payload whose arrays and maps
+	// nest more than MaxDepth levels; the error also wraps ErrMalformed.
+	// The message is consumed; the Conn remains usable. Test with
+	// errors.Is.
+	ErrTooDeep = codec.ErrTooDeep
 )
+
+// MaxDepth is the deepest nesting of msgpack arrays and maps that Recv
+// decodes: 10,000 levels. Real data never comes near it (Python's msgpack
+// packs at most 511 levels); deeper payloads, which could overflow the
+// decoder's stack, are refused with ErrTooDeep before decoding.
+const MaxDepth = codec.MaxDepth
 
 // poolMax is the largest buffer kept for reuse between messages.
 const poolMax = 64 << 10
@@ -288,7 +303,8 @@ func (c *Conn) writeErr(err error) error {
 // reported; the Conn remains usable. A payload is checked before it is
 // decoded: one whose msgpack containers announce more elements than it has
 // bytes is refused, so that garbage never makes Recv allocate more than a
-// small multiple of the payload's size.
+// small multiple of the payload's size, as is one that nests deeper than
+// MaxDepth (ErrTooDeep) or has bytes after its value (ErrMalformed).
 //
 // Recv returns io.EOF when the peer has closed (or died) between messages,
 // io.ErrUnexpectedEOF when it went inside one, ErrClosed after Close.

@@ -351,3 +351,53 @@ func TestShareErrors(t *testing.T) {
 	require.NoError(t, a.Close())
 	assert.ErrorIs(t, a.Share(exec.Command("true"), "c"), conn.ErrClosed, "Share of a closed Conn")
 }
+
+// A peer's payload that nests too deep (8 Mi one-byte array headers, which
+// overflowed the decoder's stack) or that carries bytes after its value
+// is refused with a clear error, consumed, and the Conn goes on: the
+// payloads come from a child, which echoes them without decoding.
+func TestRecvRefusesHostilePayloads(t *testing.T) {
+	testproc.CheckFDs(t)
+	a, b, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer a.Close()
+	cmd := startWith(t, "conn-echo", b)
+	var h hello
+	require.NoError(t, a.Recv(&h))
+
+	deep := bytes.Repeat([]byte{0x91}, 8<<20)
+	deep = append(deep, 0xc0)
+	atLimit := append(bytes.Repeat([]byte{0x91}, conn.MaxDepth), 0xc0)
+	// A struct field the decoder does not know is skipped, recursively.
+	unknown := append([]byte{0x81, 0xa7}, "Unknown"...)
+	unknown = append(unknown, deep...)
+	type known struct{ X int }
+	for _, c := range []struct {
+		name    string
+		payload []byte
+		into    func() any
+		want    error
+	}{
+		{"deep into any", deep, func() any { return new(any) }, conn.ErrTooDeep},
+		{"deep under an unknown key", unknown, func() any { return new(known) }, conn.ErrTooDeep},
+		{"trailing bytes", []byte{0x2a, 0xc1, 0xc1, 0xc1}, func() any { return new(int) }, conn.ErrMalformed},
+		{"at the limit", atLimit, func() any { return new(any) }, nil},
+	} {
+		done := goSend(func() error { return a.SendBytes(c.payload) })
+		err := a.Recv(c.into())
+		require.NoError(t, waitErr(t, done, "SendBytes"), c.name)
+		if c.want == nil {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, c.want, c.name)
+			assert.ErrorIs(t, err, conn.ErrMalformed, c.name)
+		}
+		// The Conn goes on.
+		require.NoError(t, a.Send(42))
+		var n int
+		require.NoError(t, a.Recv(&n), "after %s", c.name)
+		assert.Equal(t, 42, n)
+	}
+	require.NoError(t, a.Close())
+	require.NoError(t, testproc.WaitTimeout(cmd, 10*time.Second))
+}

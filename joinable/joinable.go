@@ -42,6 +42,11 @@ var (
 	// ErrCorrupt is returned by Get for a packet that no queue writes;
 	// the packet is discarded and the queue remains usable.
 	ErrCorrupt = errs.Corrupt
+	// ErrTooDeep is returned by Get, with ErrCorrupt, for an item whose
+	// msgpack arrays and maps nest more than 10,000 levels (deeper than
+	// any real data, and deep enough to overflow the decoder's stack); the
+	// item is discarded before decoding and the queue remains usable.
+	ErrTooDeep = mq.ErrTooDeep
 
 	// The errors of Share and Inherit, shared by every mproc package.
 

@@ -29,6 +29,11 @@ var (
 	// foreign process wrote to the socket); the packet is discarded and
 	// the queue remains usable.
 	ErrCorrupt = errs.Corrupt
+	// ErrTooDeep is returned by Get, with ErrCorrupt, for an item whose
+	// msgpack arrays and maps nest more than 10,000 levels (deeper than
+	// any real data, and deep enough to overflow the decoder's stack); the
+	// item is discarded before decoding and the queue remains usable.
+	ErrTooDeep = mq.ErrTooDeep
 )
 
 // MaxItemSize is the largest item a queue carries, encoded: 1 GiB.

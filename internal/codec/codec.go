@@ -8,6 +8,11 @@
 // refuses any container that announces more elements than bytes remain, so
 // that what the library allocates afterwards is bounded by the payload's
 // size.
+//
+// Check also bounds the nesting of containers to MaxDepth levels (the
+// library decodes, and skips unknown struct fields, recursively: a
+// payload of 8 Mi one-byte array headers would overflow its stack), and
+// requires the payload to be exactly one value, with no byte after it.
 package codec
 
 import (
@@ -18,8 +23,22 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// ErrMalformed is returned for a payload that is not well-formed msgpack.
-var ErrMalformed = errors.New("malformed msgpack")
+// Errors of Check. Test with errors.Is.
+var (
+	// ErrMalformed is returned for a payload that is not exactly one
+	// well-formed msgpack value.
+	ErrMalformed = errors.New("mproc: malformed msgpack")
+	// ErrTooDeep is returned for a payload whose containers nest more than
+	// MaxDepth levels; the error wraps ErrMalformed too.
+	ErrTooDeep = errors.New("mproc: msgpack nested deeper than 10000 levels")
+)
+
+// MaxDepth is the deepest nesting of arrays and maps Check accepts: a
+// value inside 10,000 containers. Real data never comes near it (Python's
+// msgpack refuses to pack more than 511 levels, or to unpack more than
+// 1024), and the decoder's recursion at that depth costs a few MiB of
+// stack at most.
+const MaxDepth = 10000
 
 // Unmarshal checks p (Check) and decodes it into v, which must be a pointer.
 func Unmarshal(p []byte, v any) error {
@@ -29,11 +48,16 @@ func Unmarshal(p []byte, v any) error {
 	return msgpack.Unmarshal(p, v)
 }
 
-// Check reports whether p begins with one well-formed msgpack value whose
-// containers announce no more elements than bytes remain. It allocates
-// nothing and reads p once.
+// Check reports whether p is exactly one well-formed msgpack value whose
+// containers announce no more elements than bytes remain and nest at most
+// MaxDepth levels. It reads p once and allocates nothing unless the value
+// nests more than 64 levels (then 8 bytes per level).
 func Check(p []byte) error {
 	pending := 1 // values still to read
+	// open holds, for each container being read, how many of its elements
+	// are still to read; containers with none left are popped.
+	var inline [64]uint64
+	open := inline[:0]
 	i := 0
 	for pending > 0 {
 		if i >= len(p) {
@@ -42,6 +66,9 @@ func Check(p []byte) error {
 		c := p[i]
 		i++
 		pending--
+		if k := len(open); k > 0 {
+			open[k-1]--
+		}
 		var skip, elems uint64 // bytes of payload to skip, elements added
 		switch {
 		case c <= 0x7f, c >= 0xe0: // fixint
@@ -114,6 +141,18 @@ func Check(p []byte) error {
 			return fmt.Errorf("%w: %d elements announced at byte %d, %d bytes remain", ErrMalformed, uint64(pending)+elems, i, rest)
 		}
 		pending += int(elems)
+		if elems > 0 {
+			if len(open) == MaxDepth {
+				return fmt.Errorf("%w: %w: more than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxDepth, i)
+			}
+			open = append(open, elems)
+		}
+		for len(open) > 0 && open[len(open)-1] == 0 {
+			open = open[:len(open)-1]
+		}
+	}
+	if i != len(p) {
+		return fmt.Errorf("%w: %d bytes after the value, at byte %d", ErrMalformed, len(p)-i, i)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"testing"
@@ -102,9 +103,23 @@ func FuzzCheck(f *testing.F) {
 		f.Add(p)
 	}
 	f.Add([]byte{0xdf, 0x7f, 0xff, 0xff, 0xff})
+	f.Add(nested(100))
+	f.Add([]byte{0x2a, 0xc1, 0xc1, 0xc1})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		if Check(p) != nil {
+		if err := Check(p); err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Check error %v does not wrap ErrMalformed", err)
+			}
 			return
+		}
+		// What Check accepts is exactly one value: decoding it with a
+		// stream decoder leaves nothing unread.
+		d := msgpack.NewDecoder(bytes.NewReader(p))
+		if err := d.Skip(); err != nil {
+			t.Fatalf("Check accepted %x, which the library cannot skip: %v", p, err)
+		}
+		if _, err := d.PeekCode(); err == nil {
+			t.Fatalf("Check accepted %x, which has bytes after its value", p)
 		}
 		// What Check accepts, the library decodes with allocation bounded by
 		// the payload's size.
@@ -117,4 +132,62 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("decoding %d checked bytes allocated %d bytes", len(p), got)
 		}
 	})
+}
+
+// nested returns depth one-element arrays around nil, one byte per level.
+func nested(depth int) []byte {
+	p := make([]byte, depth+1)
+	for i := range depth {
+		p[i] = 0x91
+	}
+	p[depth] = 0xc0
+	return p
+}
+
+func TestDepthBound(t *testing.T) {
+	// At the limit: accepted, and the library decodes it, into any and,
+	// skipped as an unknown field, into a struct.
+	p := nested(MaxDepth)
+	require.NoError(t, Check(p))
+	var v any
+	require.NoError(t, Unmarshal(p, &v))
+	inStruct := append([]byte{0x82, 0xa1, 'X', 0x01, 0xa7}, "Unknown"...)
+	inStruct = append(inStruct, nested(MaxDepth-1)...)
+	var s struct{ X int }
+	require.NoError(t, Unmarshal(inStruct, &s))
+	assert.Equal(t, 1, s.X)
+
+	// One level more, or the 8 Mi levels that overflow the decoder's
+	// stack: refused before decoding.
+	for _, depth := range []int{MaxDepth + 1, 8 << 20} {
+		p := nested(depth)
+		err := Check(p)
+		assert.ErrorIs(t, err, ErrTooDeep, "depth %d", depth)
+		assert.ErrorIs(t, err, ErrMalformed, "depth %d", depth)
+		assert.ErrorIs(t, Unmarshal(p, &v), ErrTooDeep, "depth %d", depth)
+	}
+	// Maps count as levels too, and a level ends with its last element.
+	deepMap := bytes.Repeat([]byte{0x81, 0xc0}, MaxDepth+1)
+	deepMap = append(deepMap, 0xc0)
+	assert.ErrorIs(t, Check(deepMap), ErrTooDeep)
+	wide := []byte{0xdc, 0x4e, 0x20} // array16 of 20,000 elements, each [nil]
+	for range 20000 {
+		wide = append(wide, 0x91, 0xc0)
+	}
+	assert.NoError(t, Check(wide), "siblings do not add up to depth")
+}
+
+func TestTrailingBytesRefused(t *testing.T) {
+	for name, p := range map[string][]byte{
+		"reserved after":   {0x2a, 0xc1, 0xc1, 0xc1},
+		"second value":     {0x2a, 0x2a},
+		"after an array":   {0x92, 1, 2, 3},
+		"after a string":   {0xa1, 'a', 'b'},
+		"nil then nothing": {0xc0, 0x00},
+	} {
+		err := Check(p)
+		assert.ErrorIs(t, err, ErrMalformed, name)
+		var v any
+		assert.ErrorIs(t, Unmarshal(p, &v), ErrMalformed, name)
+	}
 }

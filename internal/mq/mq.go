@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/atexit"
+	"github.com/mproc-go/mproc/internal/codec"
 	"github.com/mproc-go/mproc/internal/fd"
 )
 
@@ -35,6 +36,10 @@ var (
 	// ErrCorrupt is returned by Get for a packet no mq writer produces; the
 	// packet is discarded and the queue stays usable. Test with errors.Is.
 	ErrCorrupt = errors.New("malformed packet")
+	// ErrTooDeep is returned by Get, wrapped with ErrCorrupt, for an item
+	// whose msgpack arrays and maps nest more than codec.MaxDepth (10,000)
+	// levels; the item is discarded before decoding. Test with errors.Is.
+	ErrTooDeep = codec.ErrTooDeep
 )
 
 // Hooks let a layer above (joinable) account for items as they cross
