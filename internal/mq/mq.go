@@ -62,10 +62,14 @@ type Hooks struct {
 	// would block waiting for an item.
 	BeforeBlock func()
 	// Dropped runs in a receiving process when n items that were sent
-	// (and counted by BeforeSend) are lost without reaching a Get caller:
-	// an item larger than a packet whose sender died before streaming all
-	// of it, an item whose body Close interrupted, items Close could not
-	// hand back.
+	// (and counted by BeforeSend) are lost without reaching a Get caller
+	// by this process's doing: a large item whose pipe the kernel could
+	// not give this process (descriptor limit), items Close could not
+	// hand back. It does not run for packets no mq writer produces, nor
+	// for a large item whose body ended early (a forged stub looks the
+	// same as the item of a producer killed mid-body), nor for one whose
+	// body Close interrupted: those took nothing that can be told apart
+	// from a forgery, and they give nothing back.
 	Dropped func(n int)
 }
 

@@ -437,7 +437,7 @@ func TestCorruptPackets(t *testing.T) {
 		v, err := q.Get(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3+k, v.I, "the dropped item is skipped")
-		assert.Equal(t, int64(1+k), dropped.Load())
+		assert.Zero(t, dropped.Load(), "a body that ends early gives nothing back: a forged stub looks the same")
 	}
 	e.release()
 
@@ -452,7 +452,7 @@ func TestCorruptPackets(t *testing.T) {
 	require.Equal(t, len(payload)-100, k)
 	unix.Close(w4)
 	_, err = q.Get(ctx)
-	assert.ErrorContains(t, err, "decode")
+	assert.ErrorIs(t, err, ErrCorrupt, "a large item that is not one msgpack value")
 	good(6)
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -49,17 +50,19 @@ type packetBuf struct {
 }
 
 type receiver[T any] struct {
-	bufs      []packetBuf // bufs[0] always; up to maxRecvBatch when batching
-	cur       int         // the buffer whose frames are being taken
-	next, got int         // bufs[next:got] are received and not yet unpacked
-	off, end  int         // bufs[cur].buf[off:end] holds frames not yet taken
-	left      atomic.Int32
-	queued    atomic.Int32 // items in bufs[next:got]
-	dec       *msgpack.Decoder
-	rd        bytes.Reader
-	bodyBuf   []byte // reused for large items' payloads (decoding copies out)
-	hdrs      []unix.Mmsghdr
-	iovs      []unix.Iovec
+	bufs       []packetBuf // bufs[0] always; up to maxRecvBatch when batching
+	cur        int         // the buffer whose frames are being taken
+	next, got  int         // bufs[next:got] are received and not yet unpacked
+	off, end   int         // bufs[cur].buf[off:end] holds frames not yet taken
+	left       atomic.Int32
+	queued     atomic.Int32 // items in bufs[next:got]
+	dec        *msgpack.Decoder
+	rd         bytes.Reader
+	bodyBuf    []byte       // reused for large items' payloads (decoding copies out)
+	big        *bigItem     // a large item being read
+	bigWaiting atomic.Int32 // 1 while big is set, for pending
+	hdrs       []unix.Mmsghdr
+	iovs       []unix.Iovec
 
 	// The consumer's pacer.
 	batch    int           // packets per receive
@@ -82,7 +85,9 @@ type receiverState struct {
 // the kernel discards the rest (and closes them): ours carry one.
 const maxRights = 8
 
-func (r *receiver[T]) pending() int { return int(r.left.Load() + r.queued.Load()) }
+func (r *receiver[T]) pending() int {
+	return int(r.left.Load() + r.queued.Load() + r.bigWaiting.Load())
+}
 
 func (r *receiver[T]) ensure() {
 	if r.bufs == nil {
@@ -145,6 +150,13 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 	r := &q.recv
 	r.ensure()
 	for {
+		if r.big != nil {
+			v, ok, err := q.readBig(ctx, wait)
+			if ok || err != nil {
+				return v, err
+			}
+			continue
+		}
 		if r.left.Load() > 0 {
 			return q.takeLocal()
 		}
@@ -157,7 +169,7 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 		r.next++
 		s := &r.bufs[r.cur]
 		r.queued.Add(-int32(s.items))
-		v, ok, err := q.unpack(s.n, s.oobn, s.flags)
+		v, ok, err := q.unpack(ctx, wait, s.n, s.oobn, s.flags)
 		if ok || err != nil {
 			return v, err
 		}
@@ -283,7 +295,7 @@ func (q *Queue[T]) recvErr(err error) error {
 // unpack handles the packet in r.buf: it keeps its frames for takeLocal
 // (ok false), or returns the large item it announces (ok true). A large
 // item that is dropped also gives ok false.
-func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
+func (q *Queue[T]) unpack(ctx context.Context, wait bool, n, oobn, flags int) (v T, ok bool, err error) {
 	r := &q.recv
 	cur := &r.bufs[r.cur]
 	var fds []int
@@ -299,12 +311,20 @@ func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 	case flags&unix.MSG_TRUNC != 0:
 		closeFDs(fds)
 		return v, false, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxPacket)
+	case len(fds) == 0 && isBig(p) && flags&unix.MSG_CTRUNC != 0:
+		// The stub came with its pipe, and the kernel could not install
+		// it: this process is at its descriptor limit (or the system at
+		// its). The item is lost here, by this process's fault: give its
+		// slot back, and tell the layer above.
+		q.giveSlot()
+		q.hooks.dropped(1)
+		return v, false, fmt.Errorf("a large item was lost: this process could not receive its pipe (descriptor limit reached): %w", syscall.EMFILE)
 	case len(fds) > 0 || isBig(p):
 		if len(fds) != 1 || !isBig(p) || flags&unix.MSG_CTRUNC != 0 {
 			closeFDs(fds)
 			return v, false, fmt.Errorf("%w: %d descriptor(s) with %d bytes", ErrCorrupt, len(fds), n)
 		}
-		return q.takeBig(p, fds[0])
+		return q.takeBig(ctx, wait, p, fds[0])
 	}
 	k := countFrames(p)
 	if k <= 0 {
@@ -315,29 +335,40 @@ func (q *Queue[T]) unpack(n, oobn, flags int) (v T, ok bool, err error) {
 	return v, false, nil
 }
 
-// takeLocal returns the next frame kept from the last packet.
+// takeLocal returns the next frame kept from the last packet. A frame
+// whose payload is not one well-formed msgpack value is no item a queue
+// writes (a foreign process sent it): it is consumed and reported, and
+// gives back no slot, since it took none.
 func (q *Queue[T]) takeLocal() (v T, err error) {
 	r := &q.recv
 	buf := r.bufs[r.cur].buf
 	start, end, _ := nextFrame(buf[:r.end], r.off)
-	if q.tok != nil {
-		if err := q.tok.give(1); err != nil {
-			return v, err // the item stays, first in line
-		}
-	}
 	r.off = end
 	r.left.Add(-1)
-	r.taken++
-	return r.decode(buf[start:end])
-}
-
-// decode decodes the payload p, which came from another process: it is
-// checked first (codec.Check), so that msgpack headers that lie cannot make
-// the decoder allocate more than p's size.
-func (r *receiver[T]) decode(p []byte) (v T, err error) {
+	p := buf[start:end]
 	if err := codec.Check(p); err != nil {
 		return v, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
+	q.giveSlot()
+	r.taken++
+	return r.decode(p)
+}
+
+// giveSlot gives back the slot of an item a Get returns. It never fails
+// the Get: a token pipe that is full already holds every free slot (a
+// foreign process put without taking one), and one that nobody reads any
+// more (this process is the queue's last holder, closing) needs none.
+func (q *Queue[T]) giveSlot() {
+	if q.tok != nil {
+		q.tok.give(1)
+	}
+}
+
+// decode decodes the payload p, which came from another process and which
+// the caller checked (codec.Check: msgpack headers that lie cannot make
+// the decoder allocate more than p's size, nor nest deeper than
+// codec.MaxDepth).
+func (r *receiver[T]) decode(p []byte) (v T, err error) {
 	r.rd.Reset(p)
 	r.dec.ResetReader(&r.rd)
 	if err := r.dec.Decode(&v); err != nil {
@@ -350,72 +381,121 @@ func (r *receiver[T]) decode(p []byte) (v T, err error) {
 // maxBodyBuf is the largest payload buffer a receiver keeps between Gets.
 const maxBodyBuf = 16 << 20
 
-// takeBig reads the large item announced by the stub p, whose pipe is
-// bodyFD, and decodes it. The payload is read whole before it is decoded,
-// so that it can be checked (see decode).
-func (q *Queue[T]) takeBig(p []byte, bodyFD int) (v T, ok bool, err error) {
+// bigItem is a large item whose body a Get is reading. A Get whose ctx
+// ends while the body is still coming (its sender is slow, stopped, or
+// keeps the pipe open without writing) leaves it here, and the next Get of
+// this process goes on reading it; Close drops it.
+type bigItem struct {
+	br   bodyReader
+	buf  []byte
+	size int
+}
+
+// takeBig starts reading the large item announced by the stub p, whose
+// pipe is bodyFD, and returns it if it arrives in time. The payload is
+// read whole before it is decoded, so that it can be checked (see decode).
+//
+// Accounting: the slot of a large item (and joinable's count) is given
+// back when the whole item arrived and goes to the caller, or when the
+// item is lost by this process's fault (the kernel could not give it the
+// pipe, see unpack). A body that ends early is dropped without giving
+// anything back: a stub whose body ends early is what a foreign process
+// forging packets sends, and it took no slot; a genuine producer killed
+// mid-body loses its item with its slot (see the package documentation).
+func (q *Queue[T]) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int) (v T, ok bool, err error) {
 	size := binary.BigEndian.Uint64(p[4:bigHeader])
 	inline := p[bigHeader:]
 	if size > uint64(q.maxItem) || size < uint64(len(inline)) {
 		unix.Close(bodyFD)
 		return v, false, fmt.Errorf("%w: large item of %d bytes", ErrCorrupt, size)
 	}
+	// The body must be a pipe, read without blocking: a foreign sender
+	// may have passed a blocking one, whose read Close could not
+	// interrupt, or anything else.
+	var st unix.Stat_t
+	if err := unix.Fstat(bodyFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		unix.Close(bodyFD)
+		return v, false, fmt.Errorf("%w: a large item's descriptor is not a pipe", ErrCorrupt)
+	}
+	if err := unix.SetNonblock(bodyFD, true); err != nil {
+		unix.Close(bodyFD)
+		return v, false, fmt.Errorf("large item: %w", os.NewSyscallError("fcntl", err))
+	}
 	r := &q.recv
-	br := &bodyReader{r: &r.receiverState, closed: &q.closed, inline: inline, fd: bodyFD, left: int(size) - len(inline)}
-	payload := r.readBody(br, int(size))
-	br.close()
-	if br.err != nil || br.short {
-		// The item was taken, and is gone: its sender died (or closed)
-		// before writing all of it, or Close interrupted the read.
-		q.hooks.dropped(1)
-		err = br.err
-		if q.tok != nil {
-			err = errors.Join(err, q.tok.give(1))
-		}
+	buf := r.bodyBuf[:0]
+	r.bodyBuf = nil
+	if cap(buf) < int(size) {
+		// Past 64 MiB the buffer grows with the data, whatever the stub
+		// announced.
+		buf = make([]byte, 0, min(int(size), 64<<20))
+	}
+	// The stub's bytes are copied now: its buffer takes the next packet.
+	buf = append(buf, inline...)
+	r.big = &bigItem{
+		br:   bodyReader{r: &r.receiverState, closed: &q.closed, fd: bodyFD, left: int(size) - len(inline)},
+		buf:  buf,
+		size: int(size),
+	}
+	r.bigWaiting.Store(1)
+	return q.readBig(ctx, wait)
+}
+
+// readBig goes on reading r.big. It returns ok false and a nil error when
+// the item was dropped (its body ended early), and leaves r.big in place
+// when ctx ended first, or when wait is false and the body would block
+// (ErrEmpty).
+func (q *Queue[T]) readBig(ctx context.Context, wait bool) (v T, ok bool, err error) {
+	r := &q.recv
+	b := r.big
+	if err := b.read(ctx, wait); err != nil {
 		return v, false, err
 	}
-	if q.tok != nil {
-		if err := q.tok.give(1); err != nil {
-			q.hooks.dropped(1)
-			return v, false, err
-		}
+	r.big = nil
+	r.bigWaiting.Store(0)
+	b.br.close()
+	if b.br.err != nil || b.br.short {
+		// Its sender died, or gave up, before writing all of it (or sent
+		// a forged stub), or Close interrupted the read: the item is gone.
+		return v, false, b.br.err
 	}
+	payload := b.buf
+	q.giveSlot()
 	r.taken++
-	v, err = r.decode(payload)
+	if cerr := codec.Check(payload); cerr != nil {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, cerr)
+	} else {
+		v, err = r.decode(payload)
+	}
 	if cap(payload) <= maxBodyBuf {
 		r.bodyBuf = payload[:0]
 	}
 	return v, true, err
 }
 
-// readBody reads size bytes from br into the receiver's body buffer. The
-// buffer grows with the data past 64 MiB, whatever the stub announced.
-func (r *receiver[T]) readBody(br *bodyReader, size int) []byte {
-	buf := r.bodyBuf[:0]
-	r.bodyBuf = nil
-	if cap(buf) < size {
-		buf = make([]byte, 0, min(size, 64<<20))
-	}
-	for len(buf) < size {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow
+// read reads the rest of the body into b.buf. It returns nil when the body
+// is complete or ended (b.br.short, b.br.err), ctx.Err() when ctx ends
+// first, and ErrEmpty when wait is false and the pipe has nothing.
+func (b *bigItem) read(ctx context.Context, wait bool) error {
+	br := &b.br
+	for len(b.buf) < b.size && br.err == nil && !br.short {
+		if len(b.buf) == cap(b.buf) {
+			b.buf = append(b.buf, 0)[:len(b.buf)] // grow
 		}
-		n, err := br.Read(buf[len(buf):min(cap(buf), size)])
-		buf = buf[:len(buf)+n]
+		n, err := br.read(ctx, wait, b.buf[len(b.buf):min(cap(b.buf), b.size)])
+		b.buf = b.buf[:len(b.buf)+n]
 		if err != nil {
-			break
+			return err
 		}
 	}
-	return buf
+	return nil
 }
 
-// bodyReader reads the payload of a large item: the bytes of the stub,
-// then those of the pipe, without waiting while the pipe has data, in the
-// poller (where Close can interrupt) when it has none.
+// bodyReader reads the pipe of a large item, without waiting while the
+// pipe has data, in the poller (where ctx and Close interrupt it) when it
+// has none.
 type bodyReader struct {
 	r      *receiverState
 	closed *atomic.Bool
-	inline []byte
 	fd     int      // the pipe, until close
 	f      *os.File // the pipe, once waiting in the poller
 	left   int      // bytes still to come through the pipe
@@ -423,18 +503,10 @@ type bodyReader struct {
 	err    error    // Close interrupted the read, or another error
 }
 
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if len(b.inline) > 0 {
-		n := copy(p, b.inline)
-		b.inline = b.inline[n:]
-		return n, nil
-	}
-	if b.left == 0 {
-		return 0, io.EOF
-	}
-	if b.err != nil || b.short {
-		return 0, io.ErrUnexpectedEOF
-	}
+// read reads into p. It sets short or err when the body is over, and
+// returns ctx.Err() or ErrEmpty (nothing read, body still coming) when it
+// gives up waiting.
+func (b *bodyReader) read(ctx context.Context, wait bool, p []byte) (int, error) {
 	p = p[:min(len(p), b.left)]
 	var n int
 	var err error
@@ -445,29 +517,58 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 				break
 			}
 		}
-		if err == unix.EAGAIN {
+		switch {
+		case err == unix.EAGAIN && !wait:
+			return 0, ErrEmpty
+		case err == unix.EAGAIN:
 			if err := b.wait(); err != nil {
-				return 0, err
+				return 0, nil
 			}
-		} else if err != nil {
+		case err != nil:
 			err = os.NewSyscallError("read", err)
 		}
 	}
 	if b.f != nil {
-		n, err = b.f.Read(p)
+		if !wait {
+			// One attempt, outside the poller.
+			var rerr error
+			rc, cerr := b.f.SyscallConn()
+			if cerr == nil {
+				cerr = rc.Control(func(d uintptr) {
+					for {
+						if n, rerr = unix.Read(int(d), p); rerr != unix.EINTR {
+							return
+						}
+					}
+				})
+			}
+			switch {
+			case cerr != nil:
+				err = cerr
+			case rerr == unix.EAGAIN:
+				return 0, ErrEmpty
+			case rerr != nil:
+				err = os.NewSyscallError("read", rerr)
+			case n == 0:
+				err = io.EOF
+			}
+		} else {
+			stop := fd.WatchDeadline(ctx, b.f.SetReadDeadline)
+			n, err = b.f.Read(p)
+			if stop() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return 0, ctx.Err()
+			}
+		}
 	}
 	n = max(n, 0)
 	b.left -= n
 	switch {
 	case err == nil && n == 0, err == io.EOF:
 		b.short = true
-		return n, io.ErrUnexpectedEOF
 	case err != nil && (b.closed.Load() || errors.Is(err, os.ErrClosed)):
 		b.err = ErrClosed
-		return n, b.err
 	case err != nil:
 		b.err = fmt.Errorf("read large item: %w", err)
-		return n, b.err
 	}
 	return n, nil
 }
@@ -499,6 +600,15 @@ func (b *bodyReader) close() {
 	}
 }
 
+// dropBig drops the large item a Get left half read (Close).
+func (r *receiver[T]) dropBig() {
+	if r.big != nil {
+		r.big.br.close()
+		r.big = nil
+		r.bigWaiting.Store(0)
+	}
+}
+
 // interrupt wakes a Get reading a large item's body.
 func (r *receiver[T]) interrupt() {
 	r.bodyMu.Lock()
@@ -514,6 +624,7 @@ func (r *receiver[T]) interrupt() {
 // they were counted when first sent.
 func (q *Queue[T]) handBack() error {
 	r := &q.recv
+	r.dropBig()
 	var parcels []*parcel
 	if k := int(r.left.Load()); k > 0 {
 		c := getParcel()

@@ -1,0 +1,186 @@
+package mq
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/share"
+	"github.com/mproc-go/mproc/internal/testproc"
+)
+
+// A foreign process that holds a queue's descriptors can write anything
+// into its socket. These tests run such a forger as a child: it takes the
+// descriptors shared as "q" without opening the queue and sends packets
+// no mq writer produces.
+
+// forgedStub is a large-item stub announcing size bytes.
+func forgedStub(size uint64, inline []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, bigMarker)
+	b = binary.BigEndian.AppendUint64(b, size)
+	return append(b, inline...)
+}
+
+// forgedFrames are packets of frames that are not msgpack items: random
+// bytes, empty packets, empty frames, a value with bytes after it, a
+// value nested too deep.
+func forgedFrames() [][]byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var pkts [][]byte
+	for range 20 {
+		p := make([]byte, 1+rng.IntN(200))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		pkts = append(pkts, p)
+	}
+	frame := func(payload []byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)
+	}
+	deep := append([]byte(strings.Repeat("\x91", 20000)), 0xc0)
+	pkts = append(pkts,
+		nil,        // an empty packet
+		frame(nil), // one empty frame
+		[]byte(strings.Repeat(string(frame(nil)), 64)), // 64 empty frames
+		frame([]byte{0x2a, 0xc1, 0xc1, 0xc1}),          // 42 and trailing bytes
+		frame(deep),                                    // too deep
+	)
+	return pkts
+}
+
+func init() {
+	// forge MODE: send forged packets on the socket shared as "q", print
+	// "sent", then, for "stall", wait to be killed.
+	//   frames: forgedFrames, then a stub whose body ends early;
+	//   stall: a stub whose (blocking-mode) pipe it keeps open and never
+	//   writes.
+	testproc.Register("forge", func() {
+		e, ok := share.Lookup("q")
+		if !ok {
+			testproc.Fatalf("no q")
+		}
+		sfd := e.FDs[0]
+		send := func(p []byte, rights int) {
+			testproc.Check(sendPacket(sfd, p, rights), "send")
+		}
+		switch mode := testproc.Args()[0]; mode {
+		case "frames":
+			for _, p := range forgedFrames() {
+				send(p, -1)
+			}
+			var p [2]int
+			testproc.Check(unix.Pipe2(p[:], unix.O_CLOEXEC), "pipe")
+			send(forgedStub(100<<10, make([]byte, 10)), p[0])
+			unix.Write(p[1], make([]byte, 1000))
+			unix.Close(p[0])
+			unix.Close(p[1])
+			fmt.Println("sent")
+		case "stall":
+			var p [2]int
+			testproc.Check(unix.Pipe2(p[:], unix.O_CLOEXEC), "pipe") // blocking
+			send(forgedStub(100<<10, make([]byte, 10)), p[0])
+			fmt.Println("sent")
+			time.Sleep(time.Hour)
+		default:
+			testproc.Fatalf("mode %q", mode)
+		}
+	})
+}
+
+// Forged packets change no accounting: a bounded queue gives back no slot
+// for them, the Dropped hook (joinable's count) never runs, each is
+// reported once by the Get that meets it, and the genuine items behind
+// them all arrive.
+func TestForgedPacketsChangeNoAccounting(t *testing.T) {
+	testproc.CheckFDs(t)
+	var dropped atomic.Int64
+	const maxsize = 4
+	q, err := New[item](maxsize, Hooks{Dropped: func(n int) { dropped.Add(int64(n)) }})
+	require.NoError(t, err)
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	assert.Equal(t, "sent", output(t, q, "forge", "frames"))
+	forged := len(forgedFrames()) + 1
+	assert.Equal(t, 0, q.Qsize(), "forged packets take no slot")
+	for i := range maxsize {
+		require.NoError(t, q.Put(ctx, item{I: i}))
+	}
+	require.ErrorIs(t, q.TryPut(item{}), ErrFull)
+
+	errs, gets := 0, 0
+	var got []int
+	for len(got) < maxsize {
+		gets++
+		require.LessOrEqual(t, gets, forged+64+maxsize, "a bad packet is reported once, not forever")
+		v, err := q.Get(ctx)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			errs++
+			continue
+		}
+		got = append(got, v.I)
+	}
+	assert.Equal(t, []int{0, 1, 2, 3}, got, "every genuine item arrives, in order")
+	assert.Positive(t, errs)
+	_, err = q.TryGet()
+	assert.ErrorIs(t, err, ErrEmpty, "nothing is left: the short stub was dropped")
+
+	// The queue holds exactly maxsize items again, no more.
+	assert.Equal(t, 0, q.Qsize())
+	assert.True(t, q.Empty())
+	for i := range maxsize {
+		require.NoError(t, q.TryPut(item{I: i}), "slot %d", i)
+	}
+	assert.ErrorIs(t, q.TryPut(item{}), ErrFull, "no slot was given back for a forged packet")
+	assert.Equal(t, maxsize, q.Qsize())
+	assert.Zero(t, dropped.Load(), "Dropped (joinable's count) never runs for a forged packet")
+}
+
+// A stub whose pipe its sender keeps open and never writes (here, a
+// blocking-mode pipe): Get returns on its ctx, TryGet does not wait, the
+// next Get goes on with the same item, and Close does not hang.
+func TestStalledBodyHonoursContext(t *testing.T) {
+	testproc.CheckFDs(t)
+	q, err := New[item](0, Hooks{})
+	require.NoError(t, err)
+	cmd := testproc.Command(t, "forge", "stall")
+	require.NoError(t, share.Add(cmd, "q", kind, q.Files()...))
+	c := testproc.StartLines(t, cmd)
+	require.Equal(t, "sent", c.Line(t))
+
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err = q.Get(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 1, q.Qsize(), "the item being read is this process's")
+	}
+	_, err = q.TryGet()
+	assert.ErrorIs(t, err, ErrEmpty)
+
+	errs := make(chan error, 1)
+	go func() { _, err := q.Get(context.Background()); errs <- err }()
+	closed := make(chan error, 1)
+	go func() { closed <- q.Close() }()
+	select {
+	case err := <-closed:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs on a stalled body")
+	}
+	assert.ErrorIs(t, <-errs, ErrClosed)
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
