@@ -123,15 +123,34 @@ func init() {
 		}
 		fmt.Println("wrong-kind")
 	})
-	// join: print "start", Join, print "joined" and the unix nanoseconds,
-	// Close.
+	// join: Join; print "start" once it waits for the count (or has
+	// returned), then "joined" and the unix nanoseconds; Close.
 	testproc.Register("join", func() {
 		jq := inherit()
+		joined := make(chan error, 1)
+		go func() { joined <- jq.Join(context.Background()) }()
+		// Print "start" once the Join waits for the count (or has
+		// returned: then "joined" follows at once).
+		for !joinWaiting() {
+			select {
+			case err := <-joined:
+				joined <- err
+			case <-time.After(time.Millisecond):
+				continue
+			}
+			break
+		}
 		fmt.Println("start")
-		testproc.Check(jq.Join(context.Background()), "join")
+		testproc.Check(<-joined, "join")
 		fmt.Printf("joined %d\n", time.Now().UnixNano())
 		testproc.Check(jq.Close(), "close")
 	})
+}
+
+// joinWaiting reports whether a Join of this process has registered and
+// waits for the count to reach zero (not for the count's baton).
+func joinWaiting() bool {
+	return testproc.BlockedIn("counter.(*Counter).Join") > testproc.BlockedIn("counter.(*Counter).take")
 }
 
 type child struct {
@@ -269,7 +288,7 @@ func TestJoinInOtherProcesses(t *testing.T) {
 		require.Equal(t, "start", c.line(t))
 		js = append(js, c)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Every Join has registered and waits: none may have returned.
 	for _, c := range js {
 		select {
 		case l := <-c.lines:
@@ -431,7 +450,14 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 	errs := make(chan error, 2)
 	go func() { _, err := jq.Get(ctx); errs <- err }()
 	go func() { errs <- jq.Join(ctx) }()
-	time.Sleep(30 * time.Millisecond)
+	testproc.WaitBlocked(t, "joinable.(*Queue[...]).Get", 1)
+	for !joinWaiting() {
+		select {
+		case err := <-errs:
+			t.Fatalf("a call returned before Close: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
 	require.NoError(t, jq.Close())
 	for range 2 {
 		select {

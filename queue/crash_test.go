@@ -1,8 +1,8 @@
 package queue_test
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -20,27 +20,107 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/mproc-go/mproc/internal/testproc"
+	"github.com/mproc-go/mproc/joinable"
 	"github.com/mproc-go/mproc/queue"
 	"github.com/mproc-go/mproc/simplequeue"
 )
 
-// The crash tests check the promise of the package documentation: a
-// process killed with SIGKILL at any moment loses at most the items it
-// held; every other process goes on, sees no corrupted item and does not
-// hang.
+// The crash matrix checks, for every queue kind of the module (the
+// synchronous simplequeue, the buffered queue, the bounded queue and the
+// joinable queue), the promise of their package documentation: a process
+// killed with SIGKILL at any moment loses at most the items it held; every
+// other process goes on, sees no corrupted item and does not hang.
 //
 // Consumers report each item they get, before getting the next, on a
 // simplequeue, whose Put is synchronous: when a consumer is killed, what it
-// held and did not report is the item it was handling and the rest of the
-// packet that item came in (a consumer takes a whole packet from the
-// socket and keeps the items it has not yet returned). A packet holds the
-// consecutive items of one producer, so the items a consumer's death costs
-// are one run of consecutive sequence numbers of one producer, at most one
-// packet's worth.
+// held and did not report is the item it was handling and the rest of what
+// its last receive took from the socket. For the buffered kinds that is
+// the rest of one packet, which holds consecutive items of one producer,
+// so one run of consecutive items of one producer, at most one packet's
+// worth; a synchronous queue sends one item per packet and its consumers
+// take up to 8 packets per receive, so at most 8 items.
 
 // packetSize is the most data a queue packet carries (64 KiB, see the
 // package documentation); an item larger than that travels alone.
 const packetSize = 64 << 10
+
+// syncRecvBatch is the most one-item packets a consumer of a synchronous
+// queue takes in one receive (see simplequeue's documentation).
+const syncRecvBatch = 8
+
+// crashQueue is what the matrix needs of a queue, in the test and in its
+// helpers: every kind has it.
+type crashQueue interface {
+	Put(ctx context.Context, v item) error
+	Get(ctx context.Context) (item, error)
+	Empty() bool
+	Close() error
+	Share(cmd *exec.Cmd, name string) error
+}
+
+// queueKind is one column of the matrix.
+type queueKind struct {
+	name    string
+	sync    bool // Put is synchronous: one item per packet
+	maxsize int  // for a bounded kind; 0: unbounded
+}
+
+var crashKinds = []queueKind{
+	{name: "simplequeue", sync: true},
+	{name: "queue"},
+	{name: "bounded", maxsize: 1000},
+	{name: "joinable"},
+}
+
+// create makes a queue of kind k in the test, closed at cleanup; maxsize
+// overrides k's for a bounded kind when positive.
+func (k queueKind) create(t *testing.T, maxsize int) crashQueue {
+	t.Helper()
+	if k.maxsize == 0 {
+		maxsize = 0
+	} else if maxsize <= 0 {
+		maxsize = k.maxsize
+	}
+	var q crashQueue
+	var err error
+	switch k.name {
+	case "simplequeue":
+		q, err = simplequeue.New[item]()
+	case "queue", "bounded":
+		q, err = queue.New[item](maxsize)
+	case "joinable":
+		q, err = joinable.New[item](maxsize)
+	default:
+		t.Fatalf("unknown queue kind %q", k.name)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// inheritKind opens, in a helper, the queue of the kind named kind shared
+// as qname.
+func inheritKind(kind string) crashQueue {
+	var q crashQueue
+	var err error
+	switch kind {
+	case "simplequeue":
+		q, err = simplequeue.Inherit[item](qname)
+	case "queue", "bounded":
+		q, err = queue.Inherit[item](qname)
+	case "joinable":
+		q, err = joinable.Inherit[item](qname)
+	default:
+		testproc.Fatalf("unknown queue kind %q", kind)
+	}
+	testproc.Check(err, "inherit "+kind)
+	return q
+}
+
+// closedErr reports whether err is the ErrClosed of any kind.
+func closedErr(err error) bool {
+	return errors.Is(err, simplequeue.ErrClosed) || errors.Is(err, queue.ErrClosed) || errors.Is(err, joinable.ErrClosed)
+}
 
 // report is what a consumer tells the test of each item it got.
 type report struct {
@@ -51,15 +131,17 @@ type report struct {
 }
 
 func init() {
-	// report C: get items from "q" and report each on "r" before the next
-	// Get, until the stop item; then report the stop and Close both.
+	// report KIND C: get items from "q" and report each on "r" before the
+	// next Get (then mark it done, for a joinable queue), until the stop
+	// item; then report the stop and Close both.
 	testproc.Register("report", func() {
-		q := inherit()
+		q := inheritKind(testproc.Args()[0])
 		r, err := simplequeue.Inherit[report]("r")
 		testproc.Check(err, "inherit r")
-		c := intArg(0)
+		c := intArg(1)
 		ctx, cancel := helperCtx()
 		defer cancel()
+		jq, _ := q.(*joinable.Queue[item])
 		for {
 			v, err := q.Get(ctx)
 			testproc.Check(err, "get")
@@ -68,6 +150,9 @@ func init() {
 				rep.Err = err.Error()
 			}
 			testproc.Check(r.Put(ctx, rep), "report")
+			if jq != nil {
+				testproc.Check(jq.TaskDone(), "task done")
+			}
 			if v.I == stop {
 				break
 			}
@@ -75,24 +160,26 @@ func init() {
 		testproc.Check(q.Close(), "close q")
 		testproc.Check(r.Close(), "close r")
 	})
-	// stream P N SIZE [pause]: put items P/0..P/N-1 with bodies of SIZE
-	// bytes, printing "put K" after every N/20 items, then Close and print
-	// "closed". With pause, wait for a line on stdin after the first item.
+	// stream KIND P N SIZE: put items P/0..P/N-1 with bodies of SIZE bytes,
+	// printing "put K" after every N/20 items, then Close and print
+	// "closed". A Put that fails because the consumer that took a large
+	// item died while reading it (a synchronous Put waits for the body to
+	// be read) prints "lost I" and goes on.
 	testproc.Register("stream", func() {
-		q := inherit()
-		p, n, size := intArg(0), intArg(1), intArg(2)
+		q := inheritKind(testproc.Args()[0])
+		p, n, size := intArg(1), intArg(2), intArg(3)
 		ctx, cancel := helperCtx()
 		defer cancel()
-		pause := len(testproc.Args()) > 3 && testproc.Args()[3] == "pause"
 		step := max(1, n/20)
 		for i := range n {
-			testproc.Check(q.Put(ctx, newItem(p, i, size)), "put")
+			err := q.Put(ctx, newItem(p, i, size))
+			if err != nil && size > packetSize && ctx.Err() == nil && !closedErr(err) {
+				fmt.Printf("lost %d: %v\n", i, err)
+			} else {
+				testproc.Check(err, "put")
+			}
 			if (i+1)%step == 0 {
 				fmt.Printf("put %d\n", i+1)
-			}
-			if pause && i == 0 {
-				_, err := bufio.NewReader(os.Stdin).ReadString('\n')
-				testproc.Check(err, "wait for the test")
 			}
 		}
 		testproc.Check(q.Close(), "close")
@@ -101,12 +188,13 @@ func init() {
 }
 
 // crash describes a run: producers each put n items of size bytes
-// through a queue of maxsize to 3 consumer processes; a consumer is killed
+// through a queue of kind to 3 consumer processes; a consumer is killed
 // (and replaced) when the items delivered reach each of killAt (fractions
 // of all items), after a random delay up to jitter; producer killP, if
 // not negative, is killed when it has put killPAt of its items.
 type crash struct {
-	maxsize      int
+	kind         queueKind
+	maxsize      int // for a bounded kind: overrides kind.maxsize
 	producers, n int
 	size         int
 	killAt       []float64
@@ -121,7 +209,8 @@ const consumers = 3
 // consumers and the reports they send.
 type rig struct {
 	t       *testing.T
-	q       *queue.Queue[item]
+	kind    queueKind
+	q       crashQueue
 	r       *simplequeue.Queue[report]
 	live    map[int]*exec.Cmd // running consumers by id
 	nextC   int
@@ -130,9 +219,9 @@ type rig struct {
 	quit    chan struct{} // closed at cleanup: forwarding goroutines end
 }
 
-func newRig(t *testing.T, ctx context.Context, maxsize int) *rig {
+func newRig(t *testing.T, ctx context.Context, kind queueKind, maxsize int) *rig {
 	rg := &rig{
-		t: t, q: newQueue[item](t, maxsize), live: map[int]*exec.Cmd{},
+		t: t, kind: kind, q: kind.create(t, maxsize), live: map[int]*exec.Cmd{},
 		reports: make(chan report, 256), readErr: make(chan error, 1), quit: make(chan struct{}),
 	}
 	var err error
@@ -167,13 +256,19 @@ func newRig(t *testing.T, ctx context.Context, maxsize int) *rig {
 // startConsumer starts a "report" helper and returns its id.
 func (rg *rig) startConsumer() int {
 	rg.t.Helper()
-	cmd := testproc.Command(rg.t, "report", strconv.Itoa(rg.nextC))
+	cmd := testproc.Command(rg.t, "report", rg.kind.name, strconv.Itoa(rg.nextC))
 	require.NoError(rg.t, rg.q.Share(cmd, qname))
 	require.NoError(rg.t, rg.r.Share(cmd, "r"))
 	require.NoError(rg.t, cmd.Start())
 	rg.live[rg.nextC] = cmd
 	rg.nextC++
 	return rg.nextC - 1
+}
+
+// startProducer starts a "stream" helper.
+func (rg *rig) startProducer(p, n, size int) *child {
+	rg.t.Helper()
+	return start(rg.t, "stream", []sharer{rg.q}, rg.kind.name, strconv.Itoa(p), strconv.Itoa(n), strconv.Itoa(size))
 }
 
 // kill kills consumer c and reaps it.
@@ -209,6 +304,19 @@ func (rg *rig) sendStops(ctx context.Context) int {
 		require.NoError(rg.t, rg.q.Put(ctx, item{I: stop}))
 	}
 	return len(rg.live)
+}
+
+// waitFor polls cond every millisecond until it holds, failing at ctx's
+// end.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			require.FailNow(t, "timed out waiting: "+what)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // seen records the items delivered, once each, intact.
@@ -255,7 +363,7 @@ func (cr crash) run(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	ctx := ctxT(t, 90*time.Second)
-	rg := newRig(t, ctx, cr.maxsize)
+	rg := newRig(t, ctx, cr.kind, cr.maxsize)
 	for range consumers {
 		rg.startConsumer()
 	}
@@ -268,7 +376,7 @@ func (cr crash) run(t *testing.T) {
 	lines := make(chan line, 64)
 	prods := make([]*child, cr.producers)
 	for p := range prods {
-		prods[p] = start(t, "stream", []sharer{rg.q}, strconv.Itoa(p), strconv.Itoa(cr.n), strconv.Itoa(cr.size))
+		prods[p] = rg.startProducer(p, cr.n, cr.size)
 		go func(c *child) {
 			for l := range c.Lines {
 				select {
@@ -286,11 +394,13 @@ func (cr crash) run(t *testing.T) {
 
 	total := cr.producers * cr.n
 	got := newSeen(cr.producers, cr.n)
-	delivered, kills := 0, 0
-	killPDone := false
+	putLost := map[id]bool{} // items whose Put reported them lost
+	delivered, kills, killedAfter := 0, 0, 0
 	producing := cr.producers
 	stopsSent, stopsSeen := 0, 0
 	jitter := func() {
+		// A random moment, not a wait for anything: where the kill falls
+		// is the point of the test.
 		if cr.jitter > 0 {
 			time.Sleep(time.Duration(rng.Int64N(int64(cr.jitter))))
 		}
@@ -317,20 +427,24 @@ func (cr crash) run(t *testing.T) {
 				rg.startConsumer()
 			}
 		case l := <-lines:
+			var k int
 			switch {
 			case l.s == "":
 				if l.p == cr.killP {
-					require.True(t, killPDone, "producer %d ended before it was killed", l.p)
+					require.Positive(t, killedAfter, "producer %d ended before it was killed", l.p)
 				} else {
 					require.NoError(t, testproc.WaitTimeout(prods[l.p].Cmd, 30*time.Second), "producer %d", l.p)
 				}
 				producing--
-			case l.p == cr.killP && !killPDone:
-				var k int
+			case l.p == cr.killP && killedAfter == 0:
 				if _, err := fmt.Sscanf(l.s, "put %d", &k); err == nil && float64(k) >= cr.killPAt*float64(cr.n) {
 					killed(t, prods[l.p].Cmd, fmt.Sprintf("producer %d", l.p))
-					t.Logf("killed producer %d after it put %d items, %d delivered", l.p, k, delivered)
-					killPDone = true
+					t.Logf("killed producer %d after %d of its Puts returned, %d delivered", l.p, k, delivered)
+					killedAfter = k
+				}
+			default:
+				if _, err := fmt.Sscanf(l.s, "lost %d", &k); err == nil {
+					putLost[id{l.p, k}] = true
 				}
 			}
 		case err := <-rg.readErr:
@@ -343,38 +457,49 @@ func (cr crash) run(t *testing.T) {
 	require.Empty(t, rg.live, "every consumer got its stop")
 
 	// What was lost: per producer, the runs of consecutive items missing.
-	perPacket := max(1, packetSize/frameLen(t, cr.size))
 	lost := 0
 	var runs []string
 	for p := range cr.producers {
 		if p == cr.killP {
 			// A killed producer's items arrive in order, then stop: what
-			// it still buffered died with it.
+			// it still buffered died with it. A synchronous Put buffers
+			// nothing: every item whose Put returned arrived.
 			k := slices.Index(got[p], false)
 			require.True(t, k >= 0, "the killed producer's last items are lost")
 			require.False(t, slices.Contains(got[p][k:], true), "producer %d's items after the first lost one", p)
+			if cr.kind.sync {
+				require.GreaterOrEqual(t, k, killedAfter, "every item whose Put returned arrived")
+			}
 			t.Logf("producer %d: %d items delivered, %d lost with it", p, k, cr.n-k)
 			continue
 		}
 		r, l := got.lostRuns(p)
 		runs, lost = append(runs, r...), lost+l
 	}
-	t.Logf("%d items delivered, %d lost by %d consumer kills (%s), packets of at most %d items",
-		delivered, lost, kills, strings.Join(runs, " "), perPacket)
-	assert.LessOrEqual(t, len(runs), kills, "each killed consumer loses one run of consecutive items")
-	assert.LessOrEqual(t, lost, kills*perPacket, "each killed consumer loses at most one packet's items")
-	if cr.maxsize > 0 {
+	for v := range putLost {
+		assert.False(t, got[v.p][v.i], "item %d/%d, whose Put failed, was delivered", v.p, v.i)
+	}
+	if cr.kind.sync {
+		t.Logf("%d items delivered, %d lost by %d consumer kills (%s)", delivered, lost, kills, strings.Join(runs, " "))
+		assert.LessOrEqual(t, lost, syncRecvBatch*kills, "a killed consumer loses at most the items of its last receive")
+	} else {
+		perPacket := max(1, packetSize/frameLen(t, cr.size))
+		t.Logf("%d items delivered, %d lost by %d consumer kills (%s), packets of at most %d items",
+			delivered, lost, kills, strings.Join(runs, " "), perPacket)
+		assert.LessOrEqual(t, len(runs), kills, "each killed consumer loses one run of consecutive items")
+		assert.LessOrEqual(t, lost, kills*perPacket, "each killed consumer loses at most one packet's items")
+	}
+	if bq, ok := rg.q.(*queue.Queue[item]); ok && bq.Maxsize() > 0 {
 		if cr.killP < 0 {
 			// An item holds its slot until a Get returns it: a consumer
 			// killed between a Get and its report gave that one back.
-			qs := rg.q.Qsize()
+			qs := bq.Qsize()
 			assert.True(t, qs <= lost && qs >= lost-kills, "the lost items keep their slots, but for those a Get returned: Qsize %d, %d lost", qs, lost)
 		} else {
-			t.Logf("the killed producer held %d slots", rg.q.Qsize())
+			t.Logf("the killed producer held %d slots", bq.Qsize())
 		}
 	}
-	_, err := rg.q.TryGet()
-	assert.ErrorIs(t, err, queue.ErrEmpty, "the survivors got everything in the queue")
+	assert.True(t, drained(rg.q), "the survivors got everything in the queue")
 }
 
 // frameLen returns the bytes an item with a body of size bytes takes in a
@@ -385,108 +510,164 @@ func frameLen(t *testing.T, size int) int {
 	return 4 + len(b)
 }
 
-// TestCrashConsumers: a stream of 100k small items from 2 producers to 3
+// items returns how many small items a stream of kind carries in the
+// matrix: a synchronous queue sends one per system call, so fewer.
+func (k queueKind) items(t *testing.T) int {
+	n := 50000
+	if k.sync || k.maxsize > 0 {
+		n = 10000
+	}
+	if testing.Short() {
+		n /= 5
+	}
+	return n
+}
+
+// TestCrashConsumers: a stream of small items from 2 producers to 3
 // consumers, of which one is killed at about 10%, 40% and 70% of the
-// stream (and replaced).
+// stream (and replaced), over every queue kind.
 func TestCrashConsumers(t *testing.T) {
-	n := 50000
-	if testing.Short() {
-		n = 10000
+	for _, k := range crashKinds {
+		t.Run(k.name, func(t *testing.T) {
+			killAt := []float64{0.1 + rand.Float64()*0.05, 0.4 + rand.Float64()*0.05, 0.7 + rand.Float64()*0.05}
+			crash{kind: k, producers: 2, n: k.items(t), size: 8, killAt: killAt, killP: -1}.run(t)
+		})
 	}
-	killAt := func() []float64 {
-		return []float64{0.1 + rand.Float64()*0.05, 0.4 + rand.Float64()*0.05, 0.7 + rand.Float64()*0.05}
-	}
-	t.Run("unbounded", func(t *testing.T) {
-		crash{producers: 2, n: n, size: 8, killAt: killAt(), killP: -1}.run(t)
-	})
-	t.Run("bounded", func(t *testing.T) {
-		crash{maxsize: 1000, producers: 2, n: n / 5, size: 8, killAt: killAt(), killP: -1}.run(t)
-	})
 }
 
-// TestCrashProducer: one of 2 producers is killed during a stream of 100k
-// small items: the items it put arrive in order up to the ones it still
-// buffered; the other producer's all arrive.
+// TestCrashProducer: one of 2 producers is killed during a stream of small
+// items, over every queue kind: the items it put arrive in order up to the
+// ones it still buffered (a synchronous queue: up to the last whose Put
+// returned, at least); the other producer's all arrive.
 func TestCrashProducer(t *testing.T) {
-	n := 50000
-	if testing.Short() {
-		n = 10000
-	}
-	for _, maxsize := range []int{0, 1000} {
-		t.Run(fmt.Sprintf("maxsize=%d", maxsize), func(t *testing.T) {
-			crash{maxsize: maxsize, producers: 2, n: n, size: 8, killP: 0, killPAt: 0.2 + rand.Float64()*0.4}.run(t)
+	for _, k := range crashKinds {
+		t.Run(k.name, func(t *testing.T) {
+			crash{kind: k, producers: 2, n: k.items(t), size: 8, killP: 0, killPAt: 0.2 + rand.Float64()*0.4}.run(t)
 		})
 	}
 }
 
-// TestBigItems: 8 MiB items, which travel through a pipe of their own,
-// arrive intact at 3 racing consumers; killing one while it reads an item
-// loses that item alone.
-func TestBigItems(t *testing.T) {
-	for _, maxsize := range []int{0, 4} {
-		t.Run(fmt.Sprintf("maxsize=%d", maxsize), func(t *testing.T) {
-			crash{maxsize: maxsize, producers: 2, n: 4, size: 8 << 20, killAt: []float64{0.25}, jitter: 30 * time.Millisecond, killP: -1}.run(t)
+// TestCrashBigItems: 8 MiB items, which travel through a pipe of their
+// own, arrive intact at 3 racing consumers, over every queue kind; killing
+// one at a random moment loses at most the item it was reading.
+func TestCrashBigItems(t *testing.T) {
+	for _, k := range crashKinds {
+		t.Run(k.name, func(t *testing.T) {
+			crash{kind: k, maxsize: 4, producers: 2, n: 4, size: 8 << 20, killAt: []float64{0.25}, jitter: 30 * time.Millisecond, killP: -1}.run(t)
 		})
 	}
 }
 
-// TestBigItemKilledMidTransfer: a consumer killed while it reads the body
-// of an 8 MiB item (its producer is stopped with SIGSTOP mid-body, so the
-// moment is certain) loses that item alone: its producer goes on, and 3
-// consumers then get the others intact.
-func TestBigItemKilledMidTransfer(t *testing.T) {
-	testproc.CheckFDs(t)
-	ctx := ctxT(t, 60*time.Second)
-	rg := newRig(t, ctx, 0)
-	const n = 6
-	p := start(t, "stream", []sharer{rg.q}, "0", strconv.Itoa(n), strconv.Itoa(8<<20), "pause")
-	require.Equal(t, "put 1", p.Line(t))
-	// The first item's stub is in the socket, at most a pipe's worth of its
-	// body in its pipe, and the rest waits in the producer, which we stop.
-	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
-	c := rg.startConsumer()
-	for !rg.q.Empty() { // the consumer takes the stub, then reads the body
-		select {
-		case <-ctx.Done():
-			require.FailNow(t, "the consumer did not take the item")
-		case <-time.After(time.Millisecond):
+// TestCrashBigItemMidBody: a consumer killed while it reads the body of an
+// 8 MiB item loses that item alone, over every queue kind: its producer
+// goes on, and 3 consumers then get the others intact. The producer is
+// stopped with SIGSTOP once the item's stub is in the socket, so the body
+// cannot be complete when the consumer has taken the stub: the kill falls
+// mid-body for certain, without waiting for time to pass.
+func TestCrashBigItemMidBody(t *testing.T) {
+	for _, k := range crashKinds {
+		t.Run(k.name, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			ctx := ctxT(t, 60*time.Second)
+			rg := newRig(t, ctx, k, 0)
+			const n = 6
+			p := rg.startProducer(0, n, 8<<20)
+			if k.sync {
+				// Put waits for the body to be read: the stub is in the
+				// socket when the queue is no longer empty.
+				waitFor(t, ctx, "the first item's stub", func() bool { return !rg.q.Empty() })
+			} else {
+				// Put sent the stub itself (nothing was buffered before it).
+				require.Equal(t, "put 1", p.Line(t))
+			}
+			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGSTOP))
+			c := rg.startConsumer()
+			waitFor(t, ctx, "the consumer to take the stub", func() bool { return holdsForeignPipe(t, rg.live[c].Process.Pid) })
+			rg.kill(c)
+			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGCONT))
+			for range consumers {
+				rg.startConsumer()
+			}
+
+			got := newSeen(1, n)
+			putLost := false
+			stopsSent, stopsSeen := 0, 0
+			for producing := true; producing || stopsSeen < stopsSent; {
+				select {
+				case l := <-p.Lines:
+					switch {
+					case strings.HasPrefix(l, "lost 0: "):
+						putLost = true
+					case strings.HasPrefix(l, "lost"):
+						require.FailNow(t, "the producer lost another item", l)
+					case l == "closed":
+						require.NoError(t, testproc.WaitTimeout(p.Cmd, 30*time.Second), "the producer")
+						stopsSent = rg.sendStops(ctx)
+						producing = false
+					}
+				case rep := <-rg.reports:
+					if rep.I == stop {
+						stopsSeen++
+						rg.stopped(rep)
+						continue
+					}
+					got.add(t, rep)
+				case err := <-rg.readErr:
+					require.NoError(t, err, "reading the reports")
+				case <-ctx.Done():
+					require.FailNow(t, "the stream did not end")
+				}
+			}
+			runs, lost := got.lostRuns(0)
+			assert.Equal(t, []string{"0/0..0"}, runs, "the item being read is lost, and it alone")
+			assert.Equal(t, 1, lost)
+			if k.sync {
+				assert.True(t, putLost, "a synchronous Put reports the item its reader dropped")
+			}
+			assert.True(t, drained(rg.q), "the survivors got everything in the queue")
+		})
+	}
+}
+
+// holdsForeignPipe reports whether process pid has a pipe open that this
+// process has not: the body pipe of a large item, which a consumer gets
+// with the item's stub (every other pipe of a consumer, the token pipe of a
+// bounded queue or its stderr, this process holds too).
+func holdsForeignPipe(t *testing.T, pid int) bool {
+	mine := pipes(t, "self")
+	for l := range pipes(t, strconv.Itoa(pid)) {
+		if !mine[l] {
+			return true
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // let it read what it can of the body
-	rg.kill(c)
-	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGCONT))
-	_, err := p.Stdin.Write([]byte("go\n"))
+	return false
+}
+
+// pipes returns the pipes process pid ("self": this one) has open, as
+// their /proc links ("pipe:[inode]").
+func pipes(t *testing.T, pid string) map[string]bool {
+	dir := "/proc/" + pid + "/fd"
+	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	for range consumers {
-		rg.startConsumer()
-	}
-
-	got := newSeen(1, n)
-	stopsSent, stopsSeen := 0, 0
-	for producing := true; producing || stopsSeen < stopsSent; {
-		select {
-		case l := <-p.Lines:
-			if l == "closed" {
-				require.NoError(t, testproc.WaitTimeout(p.Cmd, 30*time.Second), "the producer")
-				stopsSent = rg.sendStops(ctx)
-				producing = false
-			}
-		case rep := <-rg.reports:
-			if rep.I == stop {
-				stopsSeen++
-				rg.stopped(rep)
-				continue
-			}
-			got.add(t, rep)
-		case err := <-rg.readErr:
-			require.NoError(t, err, "reading the reports")
-		case <-ctx.Done():
-			require.FailNow(t, "the stream did not end")
+	m := map[string]bool{}
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
+			m[l] = true
 		}
 	}
-	runs, lost := got.lostRuns(0)
-	assert.Equal(t, []string{"0/0..0"}, runs, "the item being read is lost, and it alone")
-	assert.Equal(t, 1, lost)
-	_, err = rg.q.TryGet()
-	assert.ErrorIs(t, err, queue.ErrEmpty)
+	return m
+}
+
+// drained reports whether no item is left in q: TryGet finds none (for a
+// bounded queue, Empty counts the slots that lost items keep).
+func drained(q crashQueue) bool {
+	switch q := q.(type) {
+	case *queue.Queue[item]:
+		_, err := q.TryGet()
+		return errors.Is(err, queue.ErrEmpty)
+	case *joinable.Queue[item]:
+		_, err := q.TryGet()
+		return errors.Is(err, joinable.ErrEmpty)
+	}
+	return q.Empty()
 }

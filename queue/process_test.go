@@ -173,7 +173,8 @@ func init() {
 		errs := make(chan error, 2)
 		go func() { _, err := empty.Get(ctx); errs <- err }()
 		go func() { errs <- full.Put(ctx, newItem(9, 9, 0)) }()
-		time.Sleep(50 * time.Millisecond) // let them block
+		testproc.WaitBlocked(nil, "queue.(*Queue[...]).Get", 1)
+		testproc.WaitBlocked(nil, "queue.(*Queue[...]).Put", 1)
 		var wg sync.WaitGroup
 		for _, q := range []*queue.Queue[item]{empty, full, empty, full} {
 			wg.Go(func() { testproc.Check(q.Close(), "close") })
@@ -549,7 +550,8 @@ func TestCloseWakes(t *testing.T) {
 		}
 		errs <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testproc.WaitBlocked(t, "queue.(*Queue[...]).Get", 1)
+	testproc.WaitBlocked(t, "queue.(*Queue[...]).Put", 1)
 	require.NoError(t, empty.Close())
 	require.NoError(t, full.Close())
 	for range 2 {
