@@ -17,7 +17,8 @@
 // both ends send and receive) and [github.com/mproc-go/mproc/pipe.Simplex]
 // (a pipe: Send on the read end is [ErrReadOnly], Recv on the write end
 // [ErrWriteOnly]), from [New] over a pipe or socket made elsewhere, and
-// from [Inherit] in a child process.
+// from [Inherit] in a child process, and from [Dial] and [Listener.Accept]
+// between processes that did not start each other.
 //
 // # Wire format
 //
@@ -44,6 +45,74 @@
 // same name. After cmd.Start the parent closes its copy of the end it gave
 // away; otherwise the parent never sees EOF when the child dies. A child
 // can Share what it inherited with its own children.
+//
+// # Listening and dialing
+//
+// [Listen] and [Dial] connect processes that did not start each other, on
+// this host ("unix": a socket file, or "@name" in Linux's abstract
+// namespace) or across hosts ("tcp"), like Python's
+// multiprocessing.connection.Listener and Client:
+//
+//	l, err := conn.Listen("unix", "/run/app.sock", conn.WithAuthKey(key))
+//	c, err := l.Accept(ctx) // a *Conn like any other
+//
+//	c, err := conn.Dial(ctx, "unix", "/run/app.sock", conn.WithAuthKey(key))
+//
+// [WithAuthKey] runs Python's authkey handshake: each side sends the other
+// a random challenge and checks the HMAC of it under the key, so that
+// neither ever sends the key. It is Python's own protocol, in both of its
+// forms (Python 3.11 and earlier: HMAC-MD5; 3.12 and later: the digest
+// named in the challenge, SHA-256 by default), so a stock Python process
+// with the same key is a peer either way round: its Client connects to a
+// Go Listener, and Dial connects to its Listener. A failed handshake is
+// [ErrAuth] at Dial; a Listener drops the client (and reports it to
+// [WithLogger]'s logger) and goes on accepting. [WithTLS] adds TLS
+// (between Go processes; the authkey handshake, if any, runs inside it).
+// On "tcp" one of the two is required: without them Listen and Dial fail
+// with [ErrInsecure] unless [WithInsecure] says that anyone who can reach
+// the port may connect.
+//
+// Before a client has passed the handshake nothing it sends is decoded:
+// the handshake reads frames of at most 256 bytes (a longer header is
+// refused before a byte of its body is read, as Python refuses it), and
+// each client has [DefaultHandshakeTimeout] ([WithHandshakeTimeout]) to
+// finish. Each client's handshake runs on its own, so a silent or slow
+// client holds up no other. [Listener.Close] wakes a blocked Accept with
+// [ErrClosed].
+//
+// # Waiting on many Conns
+//
+// [Wait] is Python's multiprocessing.connection.wait: it returns the Conns,
+// of any number given, that have a message waiting or whose peer has
+// closed, as soon as there is one, or ctx.Err() when ctx ends first. A
+// server of many clients loops on Wait and Recv.
+//
+// # Handing objects to a running process
+//
+// [Conn.SendShare] sends a lock, a queue of any kind, a Conn (any mproc
+// object with a Share method: a [Sharer]) to the process at the other end
+// of a unix socket Conn (a pipe.Duplex end, or a Conn from Dial or Accept
+// on "unix"). The descriptors travel with the message (SCM_RIGHTS). The
+// other process receives it with [Conn.RecvShare], which registers it
+// under the name the sender gave, and then calls the object's package's
+// Inherit with that name, exactly as a child does for an object shared
+// before it started: the same kind checks, the same errors, the same item
+// type check for queues.
+//
+//	// parent, after the worker started
+//	q, _ := queue.New[Job](0)
+//	err := c.SendShare(ctx, "jobs", q)
+//
+//	// worker
+//	name, err := c.RecvShare(ctx) // "jobs"
+//	q, err := queue.Inherit[Job](name)
+//
+// This is what Python does with multiprocessing.reduction.send_handle and
+// by pickling a Connection. Over tcp, TLS or a Simplex pipe SendShare fails
+// with [ErrNotUnixSocket] and sends nothing. A shared object that reaches
+// [Conn.Recv] instead of RecvShare is [ErrUnexpectedShare] (its descriptors
+// are closed), and a message that reaches RecvShare is [ErrNotShared]; a
+// name the receiving process already has is [ErrNameTaken].
 //
 // # Concurrency
 //
@@ -99,6 +168,10 @@
 //   - [ErrPeerClosed]: Send found the other end gone (EPIPE, ECONNRESET).
 //   - [ErrReadOnly], [ErrWriteOnly]: the wrong end of a Simplex pipe.
 //   - [ErrNotInherited], [ErrWrongKind], [ErrBadFD]: from [Inherit].
+//   - [ErrAuth]: the authkey handshake failed (Dial).
+//   - [ErrInsecure]: tcp without an authkey or TLS (Listen, Dial).
+//   - [ErrNotUnixSocket], [ErrNotShared], [ErrUnexpectedShare],
+//     [ErrNameTaken]: handing objects over with SendShare and RecvShare.
 //
 // After io.ErrUnexpectedEOF, ErrProtocol or ErrMessageTooLarge on receive
 // the position in the stream is lost: every later receive returns the same

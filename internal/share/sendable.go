@@ -47,7 +47,8 @@ type Inheritable[N TypeName] struct{}
 func (Inheritable[N]) EncodeMsgpack(*msgpack.Encoder) error {
 	var n N
 	return fmt.Errorf("%w: a %s cannot be sent in a message; share it with a child through inheritance: "+
-		"process.Cmd.Share (or pool.Config.Shares) in the parent, %s.Inherit in the child",
+		"process.Cmd.Share (or pool.Config.Shares) in the parent, %s.Inherit in the child; "+
+		"or hand it to a running process with conn.Conn.SendShare over a unix socket",
 		ErrNotSendable, n, pkgOf(n.String()))
 }
 
