@@ -2,9 +2,11 @@ package conn_test
 
 // In-process benchmarks of Conn over a pipe and a socketpair, each next to
 // a hand-written framer over the same kind of descriptor (sub-benchmark
-// "hand"): same header, reused buffer and encoder, one write per frame
-// (header and payload in two writes over 64 KiB), io.ReadFull of header
-// then body. Compare with benchstat, e.g.
+// "hand"), the framed limit of bench/items.go: same header, reused buffer
+// and encoder, one write per frame (header and payload in two writes over
+// 64 KiB), a 64 KiB bufio.Reader, io.ReadFull of header then body,
+// msgpack.Unmarshal. allocs/op is the receiver's and the sender's together
+// (the sender allocates nothing). Compare with benchstat, e.g.
 //
 //	go test -run '^$' -bench . -benchmem -count 6 ./conn | tee new.txt
 //
@@ -12,6 +14,7 @@ package conn_test
 // Names here start with bm so as not to collide with the tests' helpers.
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -40,21 +43,22 @@ func bmSample() bmMsg {
 
 // bmEnd is one side of a link, a Conn or the hand-written framer.
 type bmEnd interface {
-	send(m *bmMsg) error
-	recv(m *bmMsg) error
+	send(v any) error
+	recv(v any) error
 	sendBytes(p []byte) error
 	recvBytes() ([]byte, error)
 }
 
 type bmConnEnd struct{ in, out *conn.Conn }
 
-func (e bmConnEnd) send(m *bmMsg) error        { return e.out.Send(m) }
-func (e bmConnEnd) recv(m *bmMsg) error        { return e.in.Recv(m) }
+func (e bmConnEnd) send(v any) error           { return e.out.Send(v) }
+func (e bmConnEnd) recv(v any) error           { return e.in.Recv(v) }
 func (e bmConnEnd) sendBytes(p []byte) error   { return e.out.SendBytes(p) }
 func (e bmConnEnd) recvBytes() ([]byte, error) { return e.in.RecvBytes() }
 
 type bmHandEnd struct {
 	in, out *os.File
+	br      *bufio.Reader // over in
 	wbuf    bytes.Buffer
 	enc     *msgpack.Encoder
 	rbuf    []byte
@@ -63,15 +67,15 @@ type bmHandEnd struct {
 }
 
 func newBmHandEnd(in, out *os.File) *bmHandEnd {
-	e := &bmHandEnd{in: in, out: out}
+	e := &bmHandEnd{in: in, out: out, br: bufio.NewReaderSize(in, 64<<10)}
 	e.enc = msgpack.NewEncoder(&e.wbuf)
 	return e
 }
 
-func (e *bmHandEnd) send(m *bmMsg) error {
+func (e *bmHandEnd) send(v any) error {
 	e.wbuf.Reset()
 	e.wbuf.Write([]byte{0, 0, 0, 0})
-	if err := e.enc.Encode(m); err != nil {
+	if err := e.enc.Encode(v); err != nil {
 		return err
 	}
 	b := e.wbuf.Bytes()
@@ -99,7 +103,7 @@ func (e *bmHandEnd) sendBytes(p []byte) error {
 }
 
 func (e *bmHandEnd) readFrame(buf []byte) ([]byte, error) {
-	if _, err := io.ReadFull(e.in, e.hdr[:]); err != nil {
+	if _, err := io.ReadFull(e.br, e.hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(binary.BigEndian.Uint32(e.hdr[:]))
@@ -107,17 +111,17 @@ func (e *bmHandEnd) readFrame(buf []byte) ([]byte, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	_, err := io.ReadFull(e.in, buf)
+	_, err := io.ReadFull(e.br, buf)
 	return buf, err
 }
 
-func (e *bmHandEnd) recv(m *bmMsg) error {
+func (e *bmHandEnd) recv(v any) error {
 	b, err := e.readFrame(e.rbuf)
 	if err != nil {
 		return err
 	}
 	e.rbuf = b
-	return msgpack.Unmarshal(b, m)
+	return msgpack.Unmarshal(b, v)
 }
 
 // recvBytes returns a fresh slice, as RecvBytes does.
@@ -220,6 +224,27 @@ func BenchmarkSendRecv(b *testing.B) {
 		b.SetBytes(int64(conn.HeaderLen(len(enc)) + len(enc)))
 		var got bmMsg
 		bmOneWay(b, func() error { return a.send(&m) }, func() error { return z.recv(&got) })
+	})
+}
+
+// bmItem is the item of issue 8's measurements (bench/items.go).
+type bmItem struct {
+	ID     int       `msgpack:"id"`
+	Name   string    `msgpack:"name"`
+	Values []float64 `msgpack:"values"`
+}
+
+// BenchmarkRecvItem: one-way items, each decoded into a fresh value, as a
+// queue's Get does: allocs/op is what the value needs (its Name and its
+// Values) plus what the receive path adds.
+func BenchmarkRecvItem(b *testing.B) {
+	bmLinks(b, func(b *testing.B, a, z bmEnd) {
+		m := bmItem{ID: 7, Name: "task-7", Values: []float64{1.5, 2.5, 3.5}}
+		var got bmItem
+		bmOneWay(b, func() error { return a.send(&m) }, func() error {
+			got = bmItem{}
+			return z.recv(&got)
+		})
 	})
 }
 

@@ -91,9 +91,17 @@ type Conn struct {
 
 	rmu  sync.Mutex // serializes receiving
 	rerr error      // sticky receive error; guarded by rmu
-	hdr  [8]byte    // guarded by rmu
+	// The read-ahead buffer (readahead.go): bytes read from the
+	// descriptor and not yet returned are rbuf[rpos:rend]. Guarded by rmu.
+	rbuf       []byte
+	rpos, rend int
+	buffered   atomic.Int64  // rend-rpos, for Share and hasBuffered, which do not take rmu
+	exact      atomic.Bool   // set by Share: read no byte past the current frame
+	rop        rawOp         // the read system call (sys.go); guarded by rmu
+	dec        codec.Decoder // decodes frames in rbuf; guarded by rmu
 
 	wmu sync.Mutex // serializes sending
+	wop rawOp      // the write system call (sys.go); guarded by wmu
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -160,6 +168,8 @@ func newConn(f *os.File) (*Conn, error) {
 	}
 	c := &Conn{f: f, rc: rc, info: info}
 	c.rd = c.reader()
+	c.rop.init(syscall.SYS_READ)
+	c.wop.init(syscall.SYS_WRITE)
 	c.max.Store(DefaultMaxMessageSize)
 	return c, nil
 }
@@ -266,7 +276,7 @@ func (c *Conn) write(ctx context.Context, parts ...[]byte) error {
 					return err
 				}
 				stop := fd.WatchDeadline(ctx, c.f.SetWriteDeadline)
-				n, err = c.f.Write(p)
+				n, err = c.writeSome(p)
 				if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 					return ctx.Err()
 				}
@@ -274,7 +284,7 @@ func (c *Conn) write(ctx context.Context, parts ...[]byte) error {
 					err = nil // a partial write; the rest follows without ctx
 				}
 			} else {
-				n, err = c.f.Write(p)
+				n, err = c.writeSome(p)
 			}
 			if n > 0 {
 				started = true
@@ -315,23 +325,30 @@ func (c *Conn) Recv(v any) error { return c.RecvContext(context.Background(), v)
 // first byte of a frame has arrived the whole frame is read regardless of
 // ctx; Close still interrupts it.
 func (c *Conn) RecvContext(ctx context.Context, v any) error {
-	bp := recvPool.Get().(*[]byte)
 	c.rmu.Lock()
-	p, err := c.recv(ctx, (*bp)[:0])
+	p, owned, err := c.recv(ctx)
 	if err == nil {
 		err = c.notShare(p)
 	}
-	c.rmu.Unlock()
-	if err == nil {
-		if err = codec.Unmarshal(p, v); err != nil {
+	if err == nil && !owned {
+		// p is in the read-ahead buffer: decode it before another
+		// receive reuses the buffer. The decoder copies what it keeps.
+		if err = c.dec.Unmarshal(p, v); err != nil {
 			err = fmt.Errorf("conn: decode into %T: %w", v, err)
 		}
-		if cap(p) <= poolMax {
-			*bp = p[:0]
-		}
 	}
-	recvPool.Put(bp)
+	c.rmu.Unlock()
+	if err == nil && owned {
+		err = decode(p, v)
+	}
 	return err
+}
+
+func decode(p []byte, v any) error {
+	if err := codec.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("conn: decode into %T: %w", v, err)
+	}
+	return nil
 }
 
 // RecvBytes receives one message and returns its payload, unencoded, in a
@@ -342,44 +359,14 @@ func (c *Conn) RecvBytes() ([]byte, error) { return c.RecvBytesContext(context.B
 func (c *Conn) RecvBytesContext(ctx context.Context) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	p, err := c.recv(ctx, nil)
+	p, owned, err := c.recv(ctx)
 	if err == nil {
 		err = c.notShare(p)
 	}
-	if err != nil {
-		return nil, err
+	if err != nil || owned {
+		return p, err
 	}
-	return p, nil
-}
-
-// recv reads one frame into buf (or a new buffer if buf is too small).
-// The caller holds rmu.
-func (c *Conn) recv(ctx context.Context, buf []byte) ([]byte, error) {
-	if err := c.canRecv(); err != nil {
-		return nil, err
-	}
-	hdr := c.hdr[:]
-	// Where the frame begins in the stream (with read-ahead, minus what
-	// is buffered): descriptors sent with a frame belong to the read that
-	// brought its first byte.
-	c.in.start = c.in.off
-	n, err := c.readFirst(ctx, hdr[:headerSize])
-	if n == 0 {
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return nil, c.readErr(err, false)
-	}
-	if n < headerSize {
-		if _, err := io.ReadFull(c.rd, hdr[n:headerSize]); err != nil {
-			return nil, c.fail(c.readErr(noEOF(err), true))
-		}
-	}
-	p, err := readAfterHeader(c.rd, hdr, c.max.Load(), buf)
-	if err != nil {
-		return nil, c.fail(c.readErr(err, true))
-	}
-	return p, nil
+	return append([]byte(nil), p...), nil
 }
 
 func (c *Conn) canRecv() error {
@@ -404,13 +391,13 @@ func (c *Conn) fail(err error) error {
 // readFirst reads at least one byte into p, honouring ctx.
 func (c *Conn) readFirst(ctx context.Context, p []byte) (int, error) {
 	if ctx.Done() == nil {
-		return c.rd.Read(p)
+		return c.readSome(p)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	stop := fd.WatchDeadline(ctx, c.f.SetReadDeadline)
-	n, err := c.rd.Read(p)
+	n, err := c.readSome(p)
 	if stop() && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, ctx.Err()
 	}
@@ -446,7 +433,7 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if err := c.canRecv(); err != nil {
 		return c.rerr != nil && !c.closed.Load(), ignoreSticky(err, c.rerr)
 	}
-	if timeout == 0 {
+	if c.rpos < c.rend || timeout == 0 {
 		return c.readyNow()
 	}
 	c.f.SetReadDeadline(time.Now().Add(timeout))
@@ -465,6 +452,9 @@ func (c *Conn) PollContext(ctx context.Context) (bool, error) {
 	defer c.rmu.Unlock()
 	if err := c.canRecv(); err != nil {
 		return c.rerr != nil && !c.closed.Load(), ignoreSticky(err, c.rerr)
+	}
+	if c.rpos < c.rend {
+		return true, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -489,7 +479,12 @@ func ignoreSticky(err, sticky error) error {
 	return err
 }
 
+// readyNow reports whether a message is waiting, without waiting. The
+// caller holds rmu.
 func (c *Conn) readyNow() (bool, error) {
+	if c.rpos < c.rend {
+		return true, nil
+	}
 	var ready bool
 	err := c.rc.Control(func(fd uintptr) { ready = pollNow(fd) })
 	if err != nil {
@@ -561,5 +556,3 @@ func putSendBuf(sb *sendBuf) {
 		sendPool.Put(sb)
 	}
 }
-
-var recvPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

@@ -128,10 +128,42 @@
 // descriptor). Writers in different processes do not share a lock: on a
 // pipe, a frame written in one write of at most PIPE_BUF (4096) bytes,
 // header included, stays whole against the other writers, and a larger one
-// may interleave; a stream socket promises nothing. A receive reads a
-// frame in several reads, so two processes receiving on one end can split
-// a frame between them. For many writers or readers use the queue
+// may interleave; a stream socket promises nothing. A receive reads ahead
+// (below), and a frame may arrive in several reads, so two processes
+// receiving on one end can split a frame between them. For many writers or readers use the queue
 // packages, which keep whole frames under any sharing.
+//
+// # Reading ahead
+//
+// A receive asks the descriptor for as many bytes as are waiting, up to
+// 64 KiB, and keeps those past its frame in the Conn for the next
+// receives: when messages arrive faster than they are received, one
+// read(2) brings many of them, and the receiver parks in the runtime
+// poller only when the descriptor is empty. (A receive used to read the
+// header and then the body: two read(2) calls per message, plus a park
+// whenever the descriptor was empty, held conn to about half of what the
+// descriptor carries. A send was one write(2) per frame and still is.) A
+// message that fits in the buffer is decoded from it, with no copy; a
+// larger one is read into its own buffer, which grows with the bytes that
+// arrive as before.
+//
+// Reading ahead assumes that this process is the only reader of the
+// Conn's descriptor, the usual case: a pair made by pipe.Duplex or
+// pipe.Simplex, one end kept and the other shared with a child. What it
+// changes for a user:
+//
+//   - [Conn.Share] refuses, with [ErrBuffered], a Conn that holds bytes it
+//     has received and not yet returned: the child would start in the
+//     middle of the stream. Receive what is waiting first ([Conn.Poll]
+//     with a zero timeout tells whether anything is).
+//   - Once a readable Conn has been shared, this process reads from it
+//     exactly the bytes of each frame and no more, as it used to, so
+//     that it never takes bytes another reader was to get.
+//   - [Conn.Poll] reports a message waiting when the Conn holds buffered
+//     bytes, even though the descriptor itself is empty. A poll(2) or
+//     select(2) of the descriptor made elsewhere does not see them.
+//   - Do not read the descriptor behind a Conn by other means (the file
+//     given to [New], say) while the Conn receives.
 //
 // # Blocking, contexts and Close
 //

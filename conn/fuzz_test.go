@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"syscall"
 	"testing"
 	"testing/iotest"
 
@@ -126,4 +127,46 @@ func errClass(err error) error {
 		}
 	}
 	return err
+}
+
+// FuzzRecvBytes feeds arbitrary bytes through a socketpair to a Conn,
+// which reads ahead into its buffer: it must return the same frames, then
+// the same error, as ReadFrame reading the bytes exactly, frame by frame.
+func FuzzRecvBytes(f *testing.F) {
+	short := func(n uint32, payload string) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, n), payload...)
+	}
+	f.Add([]byte{}, int64(0))
+	f.Add(append(short(3, "abc"), short(0, "")...), int64(0))
+	f.Add(append(short(3, "abc"), short(5, "de")...), int64(0))
+	f.Add(append(short(3, "abc"), 0xff, 0xff, 0xff, 0xfe), int64(0))
+	f.Add(append(short(3, "abc"), short(10, "0123456789")...), int64(4))
+	f.Add(append(short(70000, string(pattern(70000, 1))), short(1, "x")...), int64(0))
+	f.Add(append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 2, 'h', 'i'}, short(2, "ok")...), int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, max int64) {
+		fa, fb := socketpair(t)
+		rx := newConn(t, fa)
+		rx.SetMaxMessageSize(max)
+		done := make(chan error, 1)
+		go func() {
+			_, err := fb.Write(data)
+			fb.Close()
+			done <- err
+		}()
+		r := bytes.NewReader(data)
+		for i := 0; ; i++ {
+			want, werr := conn.ReadFrame(r, max, nil)
+			got, gerr := rx.RecvBytes()
+			if errClass(werr) != errClass(gerr) || !bytes.Equal(want, got) {
+				t.Fatalf("frame %d: ReadFrame %d bytes, %v; Conn %d bytes, %v", i, len(want), werr, len(got), gerr)
+			}
+			if werr != nil {
+				break
+			}
+		}
+		rx.Close() // the writer may still be blocked on what nobody reads
+		if err := <-done; err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatal(err)
+		}
+	})
 }

@@ -270,7 +270,7 @@ func (c *Conn) writeRights(ctx context.Context, frame, rights []byte) error {
 func (c *Conn) RecvShare(ctx context.Context) (string, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	p, err := c.recv(ctx, nil)
+	p, _, err := c.recv(ctx) // p is valid while rmu is held
 	if err != nil {
 		return "", err
 	}

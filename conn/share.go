@@ -40,11 +40,27 @@ var (
 //
 // After cmd.Start, close this Conn in the parent unless the parent uses
 // it too: a copy left open keeps the peer from ever seeing EOF.
+//
+// A Conn reads ahead (see the package documentation), so Share refuses,
+// with ErrBuffered, a Conn that holds bytes it has received and not yet
+// returned: the child would begin in the middle of the stream. Once a
+// readable Conn has been shared, this process reads from it exactly the
+// bytes of each frame, no more, so that it never takes bytes another
+// process was to read.
 func (c *Conn) Share(cmd *exec.Cmd, name string) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return share.Add(cmd, name, Kind, c.f)
+	if c.hasBuffered() {
+		return fmt.Errorf("%w: receive them before sharing the Conn", ErrBuffered)
+	}
+	if err := share.Add(cmd, name, Kind, c.f); err != nil {
+		return err
+	}
+	if c.info.Readable {
+		c.exact.Store(true)
+	}
+	return nil
 }
 
 // Inherit returns the Conn a parent shared with this process under name.
