@@ -19,8 +19,9 @@ import (
 var registry struct {
 	mu      sync.Mutex
 	entries []Entry
-	err     error          // from parsing EnvVar
-	objects map[string]any // name -> object built by Inherit
+	err     error            // from parsing EnvVar
+	objects map[string]any   // name -> object built by Inherit
+	failed  map[string]error // name -> why its open failed (its files are closed)
 }
 
 func init() {
@@ -33,6 +34,7 @@ func init() {
 		}
 	}
 	registry.objects = make(map[string]any)
+	registry.failed = make(map[string]error)
 }
 
 func fdOpen(fd int) bool {
@@ -67,12 +69,18 @@ func Lookup(name string) (Entry, bool) {
 // the kind and the descriptors, wraps each descriptor once in an *os.File
 // and passes the files to open, whose result is cached: later calls return
 // the same object without calling open. If open fails, it owns the files
-// (and must close them); the error is returned and not cached.
+// (and must close them); its error is returned, and every later call for
+// the name returns ErrBadFD wrapping it: the descriptors are closed, and
+// their numbers may already belong to other files, so they are never
+// wrapped again.
 func Inherit(name, kind string, open func(files []*os.File) (any, error)) (any, error) {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
 	if obj, ok := registry.objects[name]; ok {
 		return obj, nil
+	}
+	if err := registry.failed[name]; err != nil {
+		return nil, fmt.Errorf("%w: %q: an earlier Inherit of it failed and closed its descriptors: %w", ErrBadFD, name, err)
 	}
 	if registry.err != nil {
 		return nil, registry.err
@@ -107,6 +115,7 @@ func Inherit(name, kind string, open func(files []*os.File) (any, error)) (any, 
 	}
 	obj, err := open(files)
 	if err != nil {
+		registry.failed[name] = err
 		return nil, fmt.Errorf("mproc: inherit %q: %w", name, err)
 	}
 	registry.objects[name] = obj

@@ -96,6 +96,18 @@ func Parse(v string) ([]Entry, error) {
 		}
 		out = append(out, e)
 	}
+	// One descriptor under two names (or twice in one) would be wrapped
+	// twice: the first wrapper closed would leave the other on a number
+	// that any file opened later may take.
+	owner := map[int]string{}
+	for _, e := range out {
+		for _, fd := range e.FDs {
+			if prev, dup := owner[fd]; dup {
+				return nil, fmt.Errorf("mproc: %s lists descriptor %d more than once (under %q and %q): refused, since one descriptor must be wrapped once", EnvVar, fd, prev, e.Name)
+			}
+			owner[fd] = e.Name
+		}
+	}
 	return out, nil
 }
 

@@ -168,7 +168,8 @@ func init() {
 			testproc.Fatalf("Inherit(s, pipe) = %v: want ErrWrongKind", err)
 		}
 
-		// A failing open is not cached; it owns (and closes) the files.
+		// A failing open owns (and closes) the files; its failure is
+		// what later calls for the name get.
 		_, err = Inherit("p", "pipe", func(files []*os.File) (any, error) {
 			if len(files) != 2 || files[0].Name() != "mproc:p:0" || files[1].Name() != "mproc:p:1" {
 				testproc.Fatalf("open got %v", files)
@@ -181,9 +182,17 @@ func init() {
 		if !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), `"p"`) {
 			testproc.Fatalf("Inherit with a failing open = %v", err)
 		}
-		_, err = Inherit("p", "pipe", func([]*os.File) (any, error) { return "p", nil })
-		if !errors.Is(err, ErrBadFD) {
-			testproc.Fatalf("Inherit after the failed open closed the fds = %v: want ErrBadFD", err)
+		// Its descriptors are closed, and their numbers may be reused by
+		// any file this process opens: a second attempt must not wrap
+		// them again.
+		r, w, perr := os.Pipe()
+		testproc.Check(perr, "pipe")
+		defer r.Close()
+		defer w.Close()
+		reopened := false
+		_, err = Inherit("p", "pipe", func([]*os.File) (any, error) { reopened = true; return "p", nil })
+		if !errors.Is(err, ErrBadFD) || !errors.Is(err, os.ErrInvalid) || reopened {
+			testproc.Fatalf("Inherit after the failed open closed the fds = %v (open called: %v): want ErrBadFD with the first error", err, reopened)
 		}
 
 		// A successful open is cached: one object per name.
@@ -206,9 +215,16 @@ func init() {
 		if len(Names()) != 0 {
 			testproc.Fatalf("Names() = %v with a malformed variable", Names())
 		}
-		_, err := Inherit("a", "conn", nil)
-		if err == nil || !strings.Contains(err.Error(), "malformed") {
-			testproc.Fatalf("Inherit = %v: want the parse error", err)
+		want := "malformed"
+		if args := testproc.Args(); len(args) > 0 && args[0] == "twice" {
+			want = "descriptor 3 more than once"
+		}
+		_, err := Inherit("a", "conn", func([]*os.File) (any, error) {
+			testproc.Fatalf("Inherit wrapped a descriptor of a refused variable")
+			return nil, nil
+		})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			testproc.Fatalf("Inherit = %v: want the parse error (%s)", err, want)
 		}
 	})
 }
@@ -232,8 +248,57 @@ func TestInheritRegistry(t *testing.T) {
 	require.NoError(t, testproc.WaitTimeout(cmd, 10*time.Second), "the child's checks (see its stderr)")
 }
 
+// The same descriptor under two names would be wrapped twice, and the
+// first wrapper closed would leave the other writing into whatever file
+// reuses the number: the variable is refused.
+func TestInheritRefusesADescriptorUnderTwoNames(t *testing.T) {
+	for _, v := range []string{"a=conn:3;b=conn:3", "q=queue:3,4,3", "a=conn:4;q=queue:3,4"} {
+		_, err := Parse(v)
+		require.Error(t, err, v)
+		assert.Contains(t, err.Error(), "more than once", v)
+	}
+	r, _ := pipeFiles(t)
+	cmd := testproc.Command(t, "share-malformed", "twice")
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.Env = append(cmd.Env, EnvVar+"=a=conn:3;b=conn:3")
+	require.NoError(t, cmd.Run())
+}
+
 func TestInheritMalformed(t *testing.T) {
 	cmd := testproc.Command(t, "share-malformed")
 	cmd.Env = append(cmd.Env, EnvVar+"=a=conn")
 	require.NoError(t, cmd.Run())
+}
+
+// FuzzParse: MPROC_FDS comes from whoever started this process. Parse never
+// panics, refuses a descriptor listed twice, and what it accepts Format
+// writes back identically.
+func FuzzParse(f *testing.F) {
+	for _, v := range []string{"", "a=conn:3", "results=conn:3;jobs=queue:4,5,6,7", "a=conn:3;b=conn:3", "a=x:99999999999999999999"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		entries, err := Parse(v)
+		if err != nil {
+			return
+		}
+		seen := map[int]bool{}
+		for _, e := range entries {
+			if !ValidName(e.Name) || e.Kind == "" || len(e.FDs) == 0 {
+				t.Fatalf("Parse(%q) accepted entry %+v", v, e)
+			}
+			for _, fd := range e.FDs {
+				if fd < 0 || seen[fd] {
+					t.Fatalf("Parse(%q) accepted descriptor %d", v, fd)
+				}
+				seen[fd] = true
+			}
+		}
+		back, err := Parse(Format(entries))
+		if err != nil || !slices.EqualFunc(back, entries, func(a, b Entry) bool {
+			return a.Name == b.Name && a.Kind == b.Kind && slices.Equal(a.FDs, b.FDs)
+		}) {
+			t.Fatalf("Parse(Format(Parse(%q))) = %v, %v", v, back, err)
+		}
+	})
 }
