@@ -1,11 +1,9 @@
 package joinable_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -153,54 +151,15 @@ func joinWaiting() bool {
 	return testproc.BlockedIn("counter.(*Counter).Join") > testproc.BlockedIn("counter.(*Counter).take")
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	lines <-chan string
-}
+// child is a helper process that reports by printing lines.
+type child = testproc.Child
 
-// start runs helper with jq shared, its stdout lines on a channel.
+// start runs helper with jq shared.
 func start(t *testing.T, jq *joinable.Queue[int], helper string, args ...string) *child {
 	t.Helper()
 	cmd := testproc.Command(t, helper, args...)
-	// The race detector sleeps a second at exit unless told not to.
-	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
 	require.NoError(t, jq.Share(cmd, qname))
-	out, w, err := os.Pipe()
-	require.NoError(t, err)
-	cmd.Stdout = w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		out.Close()
-		require.NoError(t, err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		defer out.Close()
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-	}()
-	return &child{cmd, lines}
-}
-
-func (c *child) line(t *testing.T) string {
-	t.Helper()
-	select {
-	case l, ok := <-c.lines:
-		require.True(t, ok, "child ended without printing")
-		return l
-	case <-time.After(30 * time.Second):
-		t.Fatal("child printed nothing within 30s")
-		return ""
-	}
-}
-
-func (c *child) wait(t *testing.T) {
-	t.Helper()
-	require.NoError(t, testproc.WaitTimeout(c.cmd, 30*time.Second))
+	return testproc.StartLines(t, cmd)
 }
 
 func newQueue(t *testing.T, maxsize int) *joinable.Queue[int] {
@@ -255,13 +214,13 @@ func TestJoinAfterLastTaskDoneAcrossProcesses(t *testing.T) {
 			var total, sum int
 			var last time.Time
 			for _, c := range cs {
-				n, s, l := consumerReport(t, c.line(t))
+				n, s, l := consumerReport(t, c.Line(t))
 				total += n
 				sum += s
 				if l.After(last) {
 					last = l
 				}
-				c.wait(t)
+				c.Wait(t)
 			}
 			require.Equal(t, items, total, "every item got once")
 			require.Equal(t, items*(items-1)/2, sum)
@@ -285,13 +244,13 @@ func TestJoinInOtherProcesses(t *testing.T) {
 	var js []*child
 	for range 3 {
 		c := start(t, jq, "join")
-		require.Equal(t, "start", c.line(t))
+		require.Equal(t, "start", c.Line(t))
 		js = append(js, c)
 	}
 	// Every Join has registered and waits: none may have returned.
 	for _, c := range js {
 		select {
-		case l := <-c.lines:
+		case l := <-c.Lines:
 			t.Fatalf("a Join returned (%q) with a task unfinished", l)
 		default:
 		}
@@ -299,13 +258,13 @@ func TestJoinInOtherProcesses(t *testing.T) {
 	done := time.Now()
 	require.NoError(t, jq.TaskDone())
 	for _, c := range js {
-		l := c.line(t)
+		l := c.Line(t)
 		ns, err := strconv.ParseInt(strings.TrimPrefix(l, "joined "), 10, 64)
 		require.NoError(t, err, "joiner printed %q", l)
 		lat := time.Unix(0, ns).Sub(done)
 		t.Logf("Join in another process returned %v after the TaskDone", lat)
 		assert.Less(t, lat, 5*time.Second)
-		c.wait(t)
+		c.Wait(t)
 	}
 }
 
@@ -317,8 +276,8 @@ func TestTooManyTaskDone(t *testing.T) {
 	jq := newQueue(t, 0)
 	require.ErrorIs(t, jq.TaskDone(), joinable.ErrTooManyTaskDone)
 	c := start(t, jq, "task-done")
-	assert.Equal(t, "too-many", c.line(t))
-	c.wait(t)
+	assert.Equal(t, "too-many", c.Line(t))
+	c.Wait(t)
 
 	require.NoError(t, jq.Put(ctx, 1))
 	_, err := jq.Get(ctx)
@@ -333,14 +292,14 @@ func TestTooManyTaskDone(t *testing.T) {
 	_, err = jq.Get(ctx)
 	require.NoError(t, err)
 	c = start(t, jq, "task-done")
-	assert.Equal(t, "ok", c.line(t))
-	c.wait(t)
+	assert.Equal(t, "ok", c.Line(t))
+	c.Wait(t)
 	c = start(t, jq, "task-done")
-	assert.Equal(t, "ok", c.line(t), "one item is still unfinished")
-	c.wait(t)
+	assert.Equal(t, "ok", c.Line(t), "one item is still unfinished")
+	c.Wait(t)
 	c = start(t, jq, "task-done")
-	assert.Equal(t, "too-many", c.line(t))
-	c.wait(t)
+	assert.Equal(t, "too-many", c.Line(t))
+	c.Wait(t)
 	require.NoError(t, jq.Join(ctx), "the count is at zero")
 	// This process's TaskDone for the item it got now finds nothing: its
 	// tally is refused when it reaches the shared count, and Join says so.
@@ -366,19 +325,19 @@ func TestJoinHonoursContext(t *testing.T) {
 	// Nothing changed: the item is there and still unfinished.
 	require.Equal(t, 1, jq.Qsize())
 	c := start(t, jq, "join")
-	require.Equal(t, "start", c.line(t))
+	require.Equal(t, "start", c.Line(t))
 	v, err := jq.Get(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 7, v)
 	select {
-	case l := <-c.lines:
+	case l := <-c.Lines:
 		t.Fatalf("Join in a child returned (%q) with a task unfinished", l)
 	case <-time.After(50 * time.Millisecond):
 	}
 	require.NoError(t, jq.TaskDone())
 	require.NoError(t, jq.Join(ctx))
-	assert.True(t, strings.HasPrefix(c.line(t), "joined"))
-	c.wait(t)
+	assert.True(t, strings.HasPrefix(c.Line(t), "joined"))
+	c.Wait(t)
 }
 
 // Several producer and consumer processes: every item delivered once, and
@@ -396,7 +355,7 @@ func TestProducersAndConsumers(t *testing.T) {
 		ps = append(ps, start(t, jq, "produce", strconv.Itoa(p*each), strconv.Itoa(each)))
 	}
 	for _, p := range ps {
-		p.wait(t) // Close flushed: every item is in the queue and counted
+		p.Wait(t) // Close flushed: every item is in the queue and counted
 	}
 	require.NoError(t, jq.Join(ctx))
 	assert.True(t, jq.Empty(), "Join returned with items in the queue")
@@ -405,10 +364,10 @@ func TestProducersAndConsumers(t *testing.T) {
 	}
 	var total, sum int
 	for _, c := range cs {
-		n, s, _ := consumerReport(t, c.line(t))
+		n, s, _ := consumerReport(t, c.Line(t))
 		total += n
 		sum += s
-		c.wait(t)
+		c.Wait(t)
 	}
 	const all = producers * each
 	require.Equal(t, all, total)
@@ -426,8 +385,8 @@ func TestExitWithoutClose(t *testing.T) {
 	// them still in its buffer, which the consumer must make room for.
 	w := start(t, jq, "work-and-exit", strconv.Itoa(n))
 	p := start(t, jq, "put-and-exit", strconv.Itoa(n))
-	p.wait(t)
-	w.wait(t) // it got all n items
+	p.Wait(t)
+	w.Wait(t) // it got all n items
 	require.True(t, jq.Empty())
 	require.NoError(t, jq.Join(ctxT(t, 10*time.Second)), "every TaskDone of the exited child counted")
 }
@@ -442,7 +401,7 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 	// An item unfinished in a queue shared with a child, so that Join waits.
 	require.NoError(t, jq.Put(ctx, 1))
 	c := start(t, jq, "join")
-	require.Equal(t, "start", c.line(t))
+	require.Equal(t, "start", c.Line(t))
 	v, err := jq.Get(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, v)
@@ -476,12 +435,12 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 
 	// The child's Join still waits on the shared count: kill it.
 	select {
-	case l := <-c.lines:
+	case l := <-c.Lines:
 		t.Fatalf("child Join returned (%q) with a task unfinished", l)
 	default:
 	}
-	c.cmd.Process.Kill()
-	c.cmd.Wait()
+	c.Cmd.Process.Kill()
+	c.Cmd.Wait()
 }
 
 func TestShareInheritErrors(t *testing.T) {
@@ -522,10 +481,10 @@ func TestBounded(t *testing.T) {
 	require.NoError(t, jq.Put(ctx, 3), "Put waits for room")
 	require.NoError(t, jq.Join(ctx))
 	require.NoError(t, jq.Put(ctx, stop))
-	n, sum, _ := consumerReport(t, c.line(t))
+	n, sum, _ := consumerReport(t, c.Line(t))
 	require.Equal(t, 3, n)
 	require.Equal(t, 6, sum)
-	c.wait(t)
+	c.Wait(t)
 	require.NoError(t, jq.Join(ctx))
 	require.True(t, jq.Empty())
 	_, err := jq.TryGet()
@@ -544,19 +503,19 @@ func TestKilledConsumer(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	h := start(t, jq, "get-hold")
 	require.NoError(t, jq.Put(ctx, 100))
-	require.Equal(t, "got", h.line(t))
-	require.NoError(t, h.cmd.Process.Kill())
-	h.cmd.Wait()
+	require.Equal(t, "got", h.Line(t))
+	require.NoError(t, h.Cmd.Process.Kill())
+	h.Cmd.Wait()
 
 	c := start(t, jq, "consume")
 	for i := range 10 {
 		require.NoError(t, jq.Put(ctx, i))
 	}
 	require.NoError(t, jq.Put(ctx, stop))
-	n, sum, _ := consumerReport(t, c.line(t))
+	n, sum, _ := consumerReport(t, c.Line(t))
 	require.Equal(t, 10, n)
 	require.Equal(t, 45, sum)
-	c.wait(t)
+	c.Wait(t)
 
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

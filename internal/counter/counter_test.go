@@ -1,7 +1,6 @@
 package counter
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -83,28 +82,20 @@ func init() {
 func child(t *testing.T, c *Counter, helper string, args ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := testproc.Command(t, helper, args...)
-	// The race detector sleeps a second at exit unless told not to.
-	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
 	require.NoError(t, share.Add(cmd, shareName, "counter", c.Files()...))
-	out, w, err := os.Pipe()
-	require.NoError(t, err)
-	cmd.Stdout = w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		out.Close()
-		require.NoError(t, err)
+	ch := testproc.StartLines(t, cmd)
+	return ch.Cmd, ch.Lines
+}
+
+// waitJoins waits until n Joins of this process have registered and wait
+// for the count to reach zero (not for the baton).
+func waitJoins(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for testproc.BlockedIn("counter.(*Counter).Join")-testproc.BlockedIn("counter.(*Counter).take") < n {
+		require.True(t, time.Now().Before(deadline), "%d Joins waiting within 30 s", n)
+		time.Sleep(time.Millisecond)
 	}
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		defer out.Close()
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-	}()
-	return cmd, lines
 }
 
 func expectLine(t *testing.T, lines <-chan string, want string) {
@@ -233,7 +224,7 @@ func TestJoinAcrossProcesses(t *testing.T) {
 	for range tasks - 1 {
 		require.NoError(t, c.Done(ctx, 1))
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitJoins(t, 2)
 	for _, w := range ws {
 		select {
 		case l := <-w.lines:
@@ -361,7 +352,7 @@ func TestKilledHolder(t *testing.T) {
 	go func() { errs <- c.Add(ctx, 1) }()
 	go func() { errs <- c.Done(ctx, 1) }()
 	go func() { errs <- c.Join(ctx) }()
-	time.Sleep(20 * time.Millisecond)
+	testproc.WaitBlocked(t, "counter.(*Counter).take", 3)
 	require.NoError(t, c.Close())
 	for range 3 {
 		select {
@@ -383,7 +374,7 @@ func TestCloseWakes(t *testing.T) {
 	for range 2 {
 		go func() { joins <- c.Join(ctx) }()
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitJoins(t, 2)
 
 	c2, err := FromFiles(dupAll(t, c.Files()))
 	require.NoError(t, err)
@@ -391,7 +382,7 @@ func TestCloseWakes(t *testing.T) {
 	require.NoError(t, err)
 	adds := make(chan error, 1)
 	go func() { adds <- c.Add(ctx, 1) }()
-	time.Sleep(20 * time.Millisecond)
+	testproc.WaitBlocked(t, "counter.(*Counter).Add", 1)
 
 	require.NoError(t, c.Close())
 	for range 2 {
@@ -492,7 +483,7 @@ func TestEndedContextLeavesNoDeadline(t *testing.T) {
 	require.NoError(t, err)
 	added := make(chan error, 1)
 	go func() { added <- c.Add(context.Background(), 1) }()
-	time.Sleep(20 * time.Millisecond)
+	testproc.WaitBlocked(t, "counter.(*Counter).Add", 1)
 	require.NoError(t, c2.put(rec))
 	require.NoError(t, <-added, "Add waiting for the baton")
 	require.Equal(t, int64(2), value(t, c))

@@ -37,6 +37,9 @@ func BlockedIn(fn string) int {
 		case "running", "runnable", "syscall":
 			continue
 		}
+		// The frames only: not the "created by" line, which names the
+		// function that started the goroutine.
+		stack, _, _ = strings.Cut(stack, "\ncreated by ")
 		if strings.Contains(stack, fn) {
 			k++
 		}
