@@ -50,7 +50,7 @@ func processItem(ctx context.Context) error {
 }
 
 // startOne starts a child, receives its item and waits for it.
-func startOne(dieWithParent bool) (time.Duration, error) {
+func startOne(outlive bool) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t0 := time.Now()
@@ -60,7 +60,7 @@ func startOne(dieWithParent bool) (time.Duration, error) {
 	}
 	defer q.Close()
 	cmd := process.Command("bench-process-item")
-	cmd.DieWithParent = dieWithParent
+	cmd.OutliveParent = outlive
 	if err := cmd.Share(q, "out"); err != nil {
 		return 0, err
 	}
@@ -85,14 +85,14 @@ func startOne(dieWithParent bool) (time.Duration, error) {
 
 // measureStart returns the median time of startOne over cfg.duration, and
 // at least 5 iterations.
-func measureStart(cfg *config, dieWithParent bool) (float64, error) {
-	if _, err := startOne(dieWithParent); err != nil { // warm up
+func measureStart(cfg *config, outlive bool) (float64, error) {
+	if _, err := startOne(outlive); err != nil { // warm up
 		return 0, err
 	}
 	var times []float64
 	deadline := time.Now().Add(cfg.duration)
 	for len(times) < 5 || time.Now().Before(deadline) {
-		d, err := startOne(dieWithParent)
+		d, err := startOne(outlive)
 		if err != nil {
 			return 0, err
 		}
@@ -107,17 +107,17 @@ type pyStart struct {
 }
 
 func runProcess(cfg *config) error {
-	var plain, dying, fork, spawn, forkRatio, spawnRatio []float64
+	var plain, outliving, fork, spawn, forkRatio, spawnRatio []float64
 	for range cfg.count {
 		p, err := measureStart(cfg, false)
 		if err != nil {
 			return err
 		}
-		d, err := measureStart(cfg, true)
+		o, err := measureStart(cfg, true)
 		if err != nil {
 			return err
 		}
-		plain, dying = append(plain, p), append(dying, d)
+		plain, outliving = append(plain, p), append(outliving, o)
 
 		f, s := math.NaN(), math.NaN()
 		if cfg.python != "" {
@@ -138,7 +138,7 @@ func runProcess(cfg *config) error {
 	t := newTable("case", "mproc", "python fork", "python spawn", "fork/mproc", "spawn/mproc")
 	t.row("start, one item back, wait", fmtDur(median(plain)), fmtDur(median(fork)), fmtDur(median(spawn)),
 		fmtRatio(median(forkRatio)), fmtRatio(median(spawnRatio)))
-	t.row("  the same, DieWithParent", fmtDur(median(dying)), "", "", "", "")
+	t.row("  the same, OutliveParent", fmtDur(median(outliving)), "", "", "", "")
 	if err := t.write(cfg.out, "process: time to start a child and get one item back (lower is better; ratios > 1: mproc faster)"); err != nil {
 		return err
 	}

@@ -132,9 +132,9 @@
 // calls already made run to their end, then the workers exit; [Pool.Join]
 // waits for that. That Close interrupts nobody, unlike the Close of a
 // connection or queue, is Python's meaning of close for a pool; Terminate
-// is the one that wakes every caller. Workers are started with
-// process.Cmd.DieWithParent: they never outlive the program, even if it
-// is killed. A pool left running holds its processes and goroutines:
+// is the one that wakes every caller. Workers, like every process child
+// not started with process.Cmd.OutliveParent, die with the program, even
+// if it is killed. A pool left running holds its processes and goroutines:
 // always Terminate it, or Close and Join it.
 //
 // # Progress

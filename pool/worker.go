@@ -329,7 +329,6 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 		initName = p.cfg.Init.name
 	}
 	cmd := process.Command(workerName, p.fn.name, initName)
-	cmd.DieWithParent = true
 	cmd.Grace = p.cfg.Grace
 	cmd.Logger = p.log
 	err = cmd.Share(theirs, connName)

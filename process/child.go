@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -83,22 +84,27 @@ func runChild(env string) int {
 		fmt.Fprintf(os.Stderr, "process: %s: control channel: %v\n", name, err)
 		return exitPanic
 	}
+	// The handshake: Start returns once the parent has read this.
+	if err := ctl.Send(report{Kind: kindReady}); err != nil {
+		fmt.Fprintf(os.Stderr, "process: %s: control channel: %v\n", name, err)
+		return exitError
+	}
 	ch := &child{name: name, ctl: ctl, flush: opts.flushTimeout}
 	e, ok := lookup(name)
 	if !ok {
-		if opts.dieWithParent {
+		if !opts.outlive {
 			go watchParent(ctl, name)
 		}
-		return ch.finish(report{Kind: kindError, Msg: fmt.Sprintf(
+		return ch.finishOnce(report{Kind: kindError, Msg: fmt.Sprintf(
 			"process: no function registered as %q in the child (Register it in init, before process.Main runs)", name)})
 	}
 	fn := e.fn
 	if e.typed != nil {
-		// The parent sends the argument first thing on the control
-		// channel; nothing else ever comes, so watchParent starts after.
+		// The parent sends the argument once it has read the handshake;
+		// nothing else ever comes, so watchParent starts after.
 		arg, err := ctl.RecvBytes()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "process %s: receive the argument: %v\n", name, err)
+			fmt.Fprintf(os.Stderr, "process: %s: receive the argument: %v\n", name, err)
 			return exitError
 		}
 		fn = func(ctx context.Context) error {
@@ -107,15 +113,26 @@ func runChild(env string) int {
 			return err
 		}
 	}
-	if opts.dieWithParent {
+	if !opts.outlive {
 		go watchParent(ctl, name)
 	}
-	// SIGTERM, the parent's request to stop, cancels the function's
-	// context, and stays caught until the process exits so that the flush
-	// can run; SIGKILL follows if the child takes longer than its grace.
-	fctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	return ch.finish(ch.call(fctx, fn))
+	// SIGTERM, the parent's (or anyone's) request to stop, cancels the
+	// function's context, and stays caught until the process exits so
+	// that the flush can run. A function that has not returned after the
+	// grace period is left behind: the child reports it, flushes and
+	// exits all the same.
+	fctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		time.Sleep(opts.grace)
+		os.Exit(ch.finishOnce(report{Kind: kindError, Msg: fmt.Sprintf(
+			"process: %s: the function did not return within its grace period (%v) after SIGTERM", name, opts.grace)}))
+	}()
+	return ch.finishOnce(ch.call(fctx, fn))
 }
 
 // watchParent exits the process when the control channel reports EOF: the
@@ -137,6 +154,9 @@ type child struct {
 	ctl    *conn.Conn
 	flush  time.Duration
 	result []byte // what a typed function returned, encoded
+	// finishing is locked by the first caller of finishOnce and never
+	// unlocked: the process exits after it.
+	finishing sync.Mutex
 }
 
 // call runs fn on this goroutine and reports how it ended.
@@ -149,7 +169,7 @@ func (ch *child) call(ctx context.Context, fn func(context.Context) error) (rep 
 		r := recover()
 		if r == nil {
 			// runtime.Goexit: nothing stops it, so finish here.
-			os.Exit(ch.finish(report{Kind: kindError, Msg: "process: the function called runtime.Goexit"}))
+			os.Exit(ch.finishOnce(report{Kind: kindError, Msg: "process: the function called runtime.Goexit"}))
 		}
 		rep = report{Kind: kindPanic, Msg: truncate(fmt.Sprint(r)), Stack: truncate(string(debug.Stack()))}
 	}()
@@ -161,8 +181,17 @@ func (ch *child) call(ctx context.Context, fn func(context.Context) error) (rep 
 	return report{Kind: kindOK, Result: ch.result}
 }
 
-// finish flushes the queues, sends the report and returns the exit status.
-func (ch *child) finish(rep report) int {
+// finishOnce flushes the queues, sends the report and returns the exit
+// status, for the first caller; a later one (the function returning while
+// the grace period's end is being reported, or the other way round) waits
+// for the exit.
+func (ch *child) finishOnce(rep report) int {
+	ch.finishing.Lock()
+	// Tell the parent that the flush begins: it then gives the child its
+	// flush timeout, even if its grace after SIGTERM runs out meanwhile.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ch.ctl.SendContext(sctx, report{Kind: kindFlushing})
+	cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), ch.flush)
 	flushes, items, ferr := atexit.RunCounted(ctx)
 	cancel()
@@ -171,16 +200,17 @@ func (ch *child) finish(rep report) int {
 		msg := "flush before exit: " + ferr.Error()
 		switch rep.Kind {
 		case kindOK:
-			rep = report{Kind: kindError, Msg: msg, Type: fmt.Sprintf("%T", ferr)}
+			rep.Kind, rep.Msg, rep.Type = kindError, msg, fmt.Sprintf("%T", ferr)
 		case kindError:
 			rep.Msg += "; " + msg
 		case kindPanic:
 			rep.Msg += " (then " + msg + ")"
 		}
+		rep.Flush = truncate(ferr.Error())
 	}
 	// A parent that is gone cannot read it; the exit status still tells.
 	reporting.Store(true)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	ch.ctl.SendContext(sctx, rep)
 	cancel()
 	switch rep.Kind {

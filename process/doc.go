@@ -68,7 +68,8 @@
 //	p.exitcode                          Cmd.ProcessState().ExitCode()
 //	p.is_alive(), p.sentinel            Cmd.Done()
 //	p.terminate(), p.kill()             Cmd.Signal(syscall.SIGTERM), Cmd.Kill
-//	p.daemon = True                     Cmd.DieWithParent = true
+//	p.daemon = True                     the default: a child dies with its parent
+//	a child that outlives a killed parent  Cmd.OutliveParent = true
 //	p.pid                               Cmd.Pid
 //
 // # Who closes what
@@ -100,18 +101,34 @@
 // [Cmd.Done] is closed the moment the child has exited and been reaped, so
 // a supervisor notices a dead child at once, in a select.
 //
+// # Starting
+//
+// [Cmd.Start] returns once the child has reached [Main], which says so on
+// the control channel first thing. A program whose main forgot to call
+// Main would otherwise run the parent's main again in the child, and the
+// parent would wait for it forever: Start fails instead, with an error
+// wrapping [ErrNoMain] that says what to add, at once when that child
+// exits, after [Cmd.StartTimeout] when it does not (it is killed).
+//
 // # Stopping
 //
 // The context given to [Cmd.Start] governs the child's life. When it ends,
 // the child is sent SIGTERM, which cancels the context its function runs
-// with, and SIGKILL if it is still there after [Cmd.Grace]. Wait's error
+// with. The child bounds its own end: a function that has not returned
+// [Cmd.Grace] after a SIGTERM (the parent's or anyone's) is left behind,
+// and the child reports that, flushes its queues and exits with status 1;
+// a child never survives a SIGTERM for long. Before it flushes, the child
+// tells the parent, which then gives it [Cmd.FlushTimeout] rather than
+// cutting the flush at Grace. The parent sends SIGKILL only to a child
+// still there 2 s past those bounds (a stopped or wedged one). Wait's error
 // then wraps the context's error. A child never outlives its Wait: once
 // Wait returns it has been reaped.
 //
 // # Dying with the parent
 //
-// With [Cmd.DieWithParent] the child goes when the parent goes, however
-// the parent goes, SIGKILL included. Two mechanisms, either one enough:
+// A child goes when the parent goes, however the parent goes, SIGKILL
+// included, unless it was started with [Cmd.OutliveParent]. Two
+// mechanisms, either one enough:
 // the kernel's parent-death signal (Linux Pdeathsig, SIGKILL), sent when
 // the thread that forked the child ends, which is why those children are
 // forked from one goroutine locked to its thread for as long as any of them
@@ -124,7 +141,8 @@
 // Go has no atexit, and a queue may still buffer items its process has
 // put. After the function returns (or fails, or panics), Main flushes every
 // queue the child still has open, within [Cmd.FlushTimeout], before it
-// reports; a flush that fails or times out is reported as an error. A
+// reports; a flush that fails, times out or is cut short (the child
+// killed meanwhile) is reported as an error that wraps [ErrFlush]. A
 // parent that waits for a child before draining what the child put can
 // therefore block until the flush gives up, as in Python (see "Joining
 // processes that use queues" in Python's documentation): drain first.

@@ -19,10 +19,20 @@ var (
 	// ErrStarted is returned by [Cmd.Start] and [Cmd.Share] once the Cmd
 	// has been started. Test with errors.Is.
 	ErrStarted = errors.New("process: already started")
-	// ErrNoMain is returned by [Cmd.Start] in a child whose main did not
-	// call [Main] first: starting another child there would run main
-	// again in a loop. Test with errors.Is.
-	ErrNoMain = errors.New("process: this process is a child, but its main did not call process.Main first")
+	// ErrNoMain is wrapped by the error of [Cmd.Start] when the child
+	// exits before it reaches [Main], or has not reached it within
+	// [Cmd.StartTimeout]: the program's main does not call Main first,
+	// so the child would run the parent's main again (Start then kills
+	// it). [pool.New] fails with it for the same reason. It is also
+	// returned by Start in such a child, where starting another child
+	// would run main again in a loop. Test with errors.Is.
+	ErrNoMain = errors.New("process: main does not call process.Main first")
+	// ErrFlush is wrapped by the error of [Cmd.Wait] when the child's
+	// flush of its queues at exit did not complete: it failed, its
+	// FlushTimeout ran out, or the child was killed while flushing. Items
+	// the child had put may not have reached their queue. Test with
+	// errors.Is.
+	ErrFlush = errors.New("process: the child's flush at exit did not complete")
 	// ErrReservedName is returned by [Cmd.Share] for a name of the
 	// "mproc." prefix, which the package keeps for itself. Test with
 	// errors.Is.
@@ -119,6 +129,9 @@ type report struct {
 	// Result is the encoded result of a function registered with
 	// RegisterFunc, with Kind kindOK.
 	Result []byte `msgpack:"r,omitempty"`
+	// Flush is the error of the flush at exit, "" if it succeeded (its
+	// text is in Msg too).
+	Flush string `msgpack:"x,omitempty"`
 }
 
 const (
@@ -126,6 +139,10 @@ const (
 	kindOK                 // the function returned nil and the flush succeeded
 	kindError              // the function returned an error, or the flush failed
 	kindPanic              // the function panicked
+
+	// Not reports: the notices a child sends before its report.
+	kindReady    = 8 // Main runs: the first message of every child
+	kindFlushing = 9 // the flush at exit begins, bounded by the flush timeout
 )
 
 // maxText bounds each text field of a report, so that a huge error message

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,9 @@ func TestLogGraceKill(t *testing.T) {
 	reap(t, cmd)
 	theirs.Close()
 	require.Equal(t, "ready", recvString(t, mine))
+	// A child past its grace exits by itself; one that cannot (stopped
+	// here) is killed.
+	require.NoError(t, cmd.Signal(syscall.SIGSTOP))
 	cancel()
 	require.ErrorIs(t, waitFor(t, cmd, 10*time.Second), context.Canceled)
 

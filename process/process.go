@@ -37,12 +37,20 @@ const (
 )
 
 const (
-	// DefaultGrace is how long a child has to exit after SIGTERM, when the
-	// context given to Start ends, before it is sent SIGKILL.
+	// DefaultGrace is how long a child's function has to return after
+	// SIGTERM; see [Cmd.Grace].
 	DefaultGrace = 5 * time.Second
 	// DefaultFlushTimeout bounds the flush of a child's queues after its
 	// function returns.
 	DefaultFlushTimeout = 10 * time.Second
+	// DefaultStartTimeout bounds the time between a child's start and its
+	// call of [Main]; see [Cmd.StartTimeout].
+	DefaultStartTimeout = 10 * time.Second
+
+	// killMargin is how long the parent gives a child past the bound the
+	// child keeps itself (Grace after SIGTERM, FlushTimeout once its flush
+	// began) before SIGKILL: only a stopped or wedged child needs it.
+	killMargin = 2 * time.Second
 )
 
 // entry is a registered function: fn for Register, typed for RegisterFunc
@@ -149,19 +157,33 @@ type Cmd struct {
 	// device. As with exec.Cmd, a writer that is not an *os.File is fed by
 	// a goroutine through a pipe.
 	Stdout, Stderr io.Writer
-	// Grace is how long the child has to exit after SIGTERM, when the
-	// context given to Start ends, before SIGKILL. Zero means DefaultGrace;
-	// a negative value sends SIGKILL at once.
+	// Grace is how long the child's function has to return after SIGTERM
+	// (sent when the context given to Start ends, or by anyone else):
+	// SIGTERM cancels the function's context, and a child whose function
+	// has not returned when Grace has passed reports so and exits by
+	// itself. Either way the child then flushes its queues (bounded by
+	// FlushTimeout). The parent sends SIGKILL only to a child that is
+	// still there a little (2 s) after those bounds: a stopped or wedged
+	// one. Zero means DefaultGrace; a negative value makes the end of the
+	// context send SIGKILL at once (and an outside SIGTERM end the child
+	// without waiting for its function).
 	Grace time.Duration
 	// FlushTimeout bounds the flush of the child's queues after its
 	// function returns (see [Main]). Zero means DefaultFlushTimeout.
 	FlushTimeout time.Duration
-	// DieWithParent makes the child exit when this process dies, however
-	// it dies (Python's daemon processes, more strictly). On Linux the
-	// kernel sends the child SIGKILL (Pdeathsig); in addition the child
-	// exits when its control channel reports EOF, which happens when no
-	// process holds the parent's end any more.
-	DieWithParent bool
+	// StartTimeout bounds the time the child has to reach [Main] (a
+	// program's main must call it first). Start fails with an error
+	// wrapping [ErrNoMain] when the child has not reached it by then, or
+	// exits before. Zero means DefaultStartTimeout.
+	StartTimeout time.Duration
+	// OutliveParent lets the child go on running when this process dies.
+	// By default a child dies with its parent, however the parent dies
+	// (Python's daemon processes, more strictly: a parent killed by a
+	// signal takes its children too): the kernel sends the child SIGKILL
+	// (Linux's parent-death signal), and the child also exits when its
+	// control channel reports EOF, which happens when no process holds
+	// the parent's end any more.
+	OutliveParent bool
 	// Logger receives the Debug records of the child's life: started
 	// (name, pid, shares), exited (status, duration), killed when its grace
 	// ran out, and the flush of its queues at exit (items). nil means
@@ -177,17 +199,25 @@ type Cmd struct {
 	shares  *exec.Cmd    // collects the shares until Start
 	names   []string     // the share names, for the log
 	given   []*conn.Conn // Conn ends given away, closed by Start
-	cmd     *exec.Cmd    // nil until Start
-	log     *slog.Logger
-	start   time.Time
 	started bool
-	cause   error  // context.Cause of Start's ctx, once it ended and the child was signalled
-	termed  bool   // the child was sent SIGTERM because the context ended
-	arg     []byte // the encoded argument of a TypedCmd, sent on the control channel
-	result  []byte // the encoded result of a TypedCmd, from the report
-	done    chan struct{}
-	state   *os.ProcessState // set before done is closed
-	err     error            // set before done is closed
+	cmd     *exec.Cmd // nil until Start succeeded
+	run     *run      // nil until Start succeeded
+	arg     []byte    // the encoded argument of a TypedCmd, sent on the control channel
+	result  []byte    // the encoded result of a TypedCmd, from the report
+}
+
+// run is one started child, as the goroutines that watch it see it.
+type run struct {
+	ready    chan error    // the child's first word: nil once it reached Main
+	flushing chan struct{} // closed when the child said its exit flush began
+	done     chan struct{} // closed once the child is reaped and the fields below set
+
+	mu      sync.Mutex
+	cause   error     // context.Cause of Start's ctx, once it ended and the child was signalled
+	termed  bool      // the child was sent SIGTERM because the context ended
+	flushAt time.Time // when the flushing notice came
+	state   *os.ProcessState
+	err     error
 }
 
 // Command returns a Cmd that runs the function registered under name in a
@@ -243,22 +273,32 @@ type kept struct{ s Sharer }
 
 func (k kept) Share(cmd *exec.Cmd, name string) error { return k.s.Share(cmd, name) }
 
-// Start starts the child. ctx governs the child's life: when ctx ends
-// before the child exits, the child is sent SIGTERM (which cancels its
-// function's context), then SIGKILL after Grace, and Wait reports it.
-// Start returns the errors of exec.Cmd.Start, ErrNotRegistered, ErrStarted
-// and ErrNoMain. Whether it succeeds or not, the Cmd cannot be started
-// again.
+// Start starts the child and returns once the child has reached [Main].
+// ctx governs the child's life: when ctx ends before the child exits, the
+// child is sent SIGTERM, which cancels its function's context, and is
+// given Grace to return and FlushTimeout to flush (see [Cmd.Grace]); Wait
+// reports it. A [conn.Conn] given with Share is closed in this process
+// once the child has its copy (see [Cmd]).
+//
+// Start returns the errors of exec.Cmd.Start, ErrNotRegistered,
+// ErrStarted, ctx's error when ctx ends before the child reached Main, and
+// an error wrapping ErrNoMain when the child exits before it reaches Main
+// or has not reached it within StartTimeout (the program's main does not
+// call Main first: the child would run the parent's main again), in which
+// case the child is killed. Whether it succeeds or not, the Cmd cannot be
+// started again.
 func (c *Cmd) Start(ctx context.Context) error {
 	if ctx == nil {
 		panic("process: Start with a nil context")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started {
+	started := c.started
+	c.started = true
+	c.mu.Unlock()
+	// Share fails once started is set: the fields read below stay put.
+	if started {
 		return fmt.Errorf("process: %s: %w", c.Name, ErrStarted)
 	}
-	c.started = true
 	e, ok := lookup(c.Name)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotRegistered, c.Name)
@@ -267,14 +307,20 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: %q", ErrTyped, c.Name)
 	}
 	if _, isChild := os.LookupEnv(envName); isChild && !mainCalled.Load() {
-		return ErrNoMain
+		return fmt.Errorf("process: %s: this process is a child, and starting another one would run main again: %w", c.Name, ErrNoMain)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
 
 	mine, theirs, err := pipe.Duplex()
 	if err != nil {
 		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
-	defer theirs.Close() // the parent's copy of the child's end: see rule 3
+	// The parent's copy of the child's end is closed as soon as the child
+	// has its own (rule 3): the child's exit must be EOF here, also while
+	// Start waits for its first word.
+	defer theirs.Close()
 	shares := c.shares
 	if shares == nil {
 		shares = &exec.Cmd{Env: []string{}}
@@ -284,52 +330,35 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
 
-	cmd := exec.CommandContext(ctx, self)
-	cmd.Args = append([]string{os.Args[0]}, c.Args...)
-	opts := options{name: c.Name, flushTimeout: c.FlushTimeout, dieWithParent: c.DieWithParent}
+	grace := c.Grace
+	if grace == 0 {
+		grace = DefaultGrace
+	}
+	opts := options{name: c.Name, flushTimeout: c.FlushTimeout, grace: max(grace, 0), outlive: c.OutliveParent}
 	if opts.flushTimeout <= 0 {
 		opts.flushTimeout = DefaultFlushTimeout
 	}
+	cmd := exec.Command(self)
+	cmd.Args = append([]string{os.Args[0]}, c.Args...)
 	cmd.Env = c.environ(shares.Env, opts)
 	cmd.Dir = c.Dir
 	cmd.ExtraFiles = shares.ExtraFiles
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = output(c.Stdout, os.Stdout)
 	cmd.Stderr = output(c.Stderr, os.Stderr)
-	grace := c.Grace
-	if grace == 0 {
-		grace = DefaultGrace
-	}
-	cmd.Cancel = func() error {
-		sig := syscall.SIGTERM
-		if grace < 0 {
-			sig = syscall.SIGKILL
-		}
-		err := cmd.Process.Signal(sig)
-		if err == nil {
-			c.mu.Lock()
-			c.cause = context.Cause(ctx)
-			c.termed = sig == syscall.SIGTERM
-			c.mu.Unlock()
-		}
-		return err
-	}
-	// After SIGTERM, exec kills the child when WaitDelay has passed. It
-	// also stops waiting for the child's output pipes (with a Stdout or
-	// Stderr that is not a file) that long after the child exited: a
-	// grandchild may hold them.
-	cmd.WaitDelay = grace
-	if grace < 0 {
-		cmd.WaitDelay = time.Second
-	}
+	// How long Wait waits for the child's output pipes (with a Stdout or
+	// Stderr that is not a file) once the child has exited: a grandchild
+	// may hold them.
+	cmd.WaitDelay = max(grace, time.Second)
 
 	release := func() {}
-	if c.DieWithParent && !c.noPdeathsig {
+	if !c.OutliveParent && !c.noPdeathsig {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		release, err = startOnLockedThread(cmd.Start)
 	} else {
 		err = cmd.Start()
 	}
+	theirs.Close()
 	if err != nil {
 		mine.Close()
 		return fmt.Errorf("process: %s: %w", c.Name, err)
@@ -338,13 +367,84 @@ func (c *Cmd) Start(ctx context.Context) error {
 		g.Close() // the child has its copy: see Cmd
 	}
 	c.given = nil
-	c.cmd = cmd
-	c.start = time.Now()
-	c.log = debuglog.Resolve(c.Logger)
-	c.log.Debug("process: child started", "name", c.Name, "pid", cmd.Process.Pid, "shares", c.names)
-	c.done = make(chan struct{})
-	go c.wait(mine, release)
+	log := debuglog.Resolve(c.Logger)
+	r := &run{ready: make(chan error, 1), flushing: make(chan struct{}), done: make(chan struct{})}
+	began := time.Now()
+	go c.wait(cmd, mine, release, r, log, began)
+
+	// The handshake: the child's Main says it is there.
+	timeout := c.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	pid := cmd.Process.Pid
+	select {
+	case err = <-r.ready:
+	case <-t.C:
+		err = fmt.Errorf("process: %s (pid %d): the child did not reach process.Main within %v (Cmd.StartTimeout): "+
+			"%w: add process.Main() as the first statement of main (of TestMain in a test binary)", c.Name, pid, timeout, ErrNoMain)
+	case <-ctx.Done():
+		err = fmt.Errorf("process: %s (pid %d): before the child reached process.Main: %w", c.Name, pid, ctx.Err())
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		<-r.done
+		return err
+	}
+
+	c.mu.Lock()
+	c.cmd, c.run = cmd, r
+	c.mu.Unlock()
+	log.Debug("process: child started", "name", c.Name, "pid", pid, "shares", c.names)
+	go c.stopOnDone(ctx, cmd, r, grace, opts.flushTimeout)
 	return nil
+}
+
+// stopOnDone stops the child when ctx ends before it exits: SIGTERM, then
+// SIGKILL if the child is still there killMargin after the bound it keeps
+// itself (Grace for its function; FlushTimeout from the start of its
+// flush, which it announces).
+func (c *Cmd) stopOnDone(ctx context.Context, cmd *exec.Cmd, r *run, grace, flush time.Duration) {
+	select {
+	case <-r.done:
+		return
+	case <-ctx.Done():
+	}
+	sig := syscall.SIGTERM
+	if grace < 0 {
+		sig = syscall.SIGKILL
+	}
+	if cmd.Process.Signal(sig) != nil {
+		return // exited meanwhile
+	}
+	r.mu.Lock()
+	r.cause, r.termed = context.Cause(ctx), sig == syscall.SIGTERM
+	r.mu.Unlock()
+	if sig == syscall.SIGKILL {
+		return
+	}
+	deadline := time.Now().Add(grace + killMargin)
+	flushing := r.flushing
+	for {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-r.done:
+			t.Stop()
+			return
+		case <-flushing:
+			t.Stop()
+			r.mu.Lock()
+			deadline = r.flushAt.Add(flush + killMargin)
+			r.mu.Unlock()
+			flushing = nil // this case is done
+			continue
+		case <-t.C:
+		}
+		cmd.Process.Kill()
+		return
+	}
 }
 
 // environ puts the child's environment together: the base (Env or this
@@ -377,29 +477,53 @@ func output(w, dflt io.Writer) io.Writer {
 }
 
 // wait runs from Start until the child has been reaped: it reads the
-// child's report, which ends with the child (its end of the control
-// channel closes when it exits), then reaps it and records the outcome.
-func (c *Cmd) wait(parent *conn.Conn, release func()) {
+// child's messages on the control channel (ready, flushing, the report),
+// which end with the child (its end closes when it exits), then reaps it
+// and records the outcome.
+func (c *Cmd) wait(cmd *exec.Cmd, parent *conn.Conn, release func(), r *run, log *slog.Logger, began time.Time) {
 	var rep report
-	if c.arg != nil {
-		// The child reads its argument first thing. A child that died
-		// before makes the send fail, and Wait reports how it ended; any
-		// other failure would leave it waiting, so it is killed.
-		if err := parent.SendBytes(c.arg); err != nil {
-			c.cmd.Process.Kill()
-		}
-	} else {
+	if c.arg == nil {
 		parent.SetMaxMessageSize(4 * maxText) // a typed function's result is in its report
 	}
-	if err := parent.Recv(&rep); err != nil {
-		rep = report{} // EOF: no report; anything else: no usable one
+	ready, flushing := false, false
+	for rep.Kind == kindNone {
+		var m report
+		if err := parent.Recv(&m); err != nil {
+			break // EOF: the child is gone; anything else: no usable report
+		}
+		switch {
+		case m.Kind == kindReady && !ready:
+			ready = true
+			if c.arg != nil {
+				// The child reads its argument right after the
+				// handshake. A child that died meanwhile makes the send
+				// fail, and Wait reports how it ended; any other failure
+				// would leave it waiting, so it is killed.
+				if err := parent.SendBytes(c.arg); err != nil {
+					cmd.Process.Kill()
+				}
+			}
+			r.ready <- nil
+		case m.Kind == kindFlushing && ready && !flushing:
+			flushing = true
+			r.mu.Lock()
+			r.flushAt = time.Now()
+			r.mu.Unlock()
+			close(r.flushing)
+		case m.Kind == kindOK || m.Kind == kindError || m.Kind == kindPanic:
+			rep = m
+		}
 	}
 	parent.Close()
-	werr := c.cmd.Wait()
+	werr := cmd.Wait()
 	release()
 
-	state := c.cmd.ProcessState
-	pid := c.cmd.Process.Pid
+	state := cmd.ProcessState
+	pid := cmd.Process.Pid
+	if !ready {
+		r.ready <- fmt.Errorf("process: %s (pid %d): the child ended (%v) before it reached process.Main: "+
+			"%w: add process.Main() as the first statement of main (of TestMain in a test binary)", c.Name, pid, state, ErrNoMain)
+	}
 	var err error
 	switch {
 	case state == nil:
@@ -413,31 +537,39 @@ func (c *Cmd) wait(parent *conn.Conn, release func()) {
 	case errors.Is(werr, exec.ErrWaitDelay):
 		err = fmt.Errorf("process: %s (pid %d): %w", c.Name, pid, werr)
 	}
-	c.mu.Lock()
-	if cause := c.cause; cause != nil {
+	if rep.Flush != "" || flushing && rep.Kind == kindNone {
+		// Items the child had put may not have reached their queue.
+		err = fmt.Errorf("%w: %w", ErrFlush, err)
+	}
+	r.mu.Lock()
+	if cause := r.cause; cause != nil {
 		if err == nil {
 			err = fmt.Errorf("process: %s (pid %d) stopped: %w", c.Name, pid, cause)
 		} else {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
 	}
-	c.state, c.err = state, err
+	r.state, r.err = state, err
+	termed := r.termed
+	r.mu.Unlock()
 	if err == nil {
+		c.mu.Lock()
 		c.result = rep.Result
+		c.mu.Unlock()
 	}
-	termed := c.termed
-	c.mu.Unlock()
-	c.logExit(pid, state, rep, termed, err)
-	close(c.done)
+	if ready {
+		c.logExit(log, began, pid, state, rep, termed, err)
+	}
+	close(r.done)
 }
 
 // logExit writes the Debug records of the child's end.
-func (c *Cmd) logExit(pid int, state *os.ProcessState, rep report, termed bool, err error) {
-	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
+func (c *Cmd) logExit(log *slog.Logger, began time.Time, pid int, state *os.ProcessState, rep report, termed bool, err error) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
 	if rep.Flushes > 0 {
-		c.log.Debug("process: child flushed its queues at exit", "name", c.Name, "pid", pid,
+		log.Debug("process: child flushed its queues at exit", "name", c.Name, "pid", pid,
 			"queues", rep.Flushes, "items", rep.Items)
 	}
 	status := "unknown"
@@ -448,14 +580,14 @@ func (c *Cmd) logExit(pid int, state *os.ProcessState, rep report, termed bool, 
 			if grace == 0 {
 				grace = DefaultGrace
 			}
-			c.log.Debug("process: grace period ended in SIGKILL", "name", c.Name, "pid", pid, "grace", grace)
+			log.Debug("process: grace period ended in SIGKILL", "name", c.Name, "pid", pid, "grace", grace)
 		}
 	}
-	attrs := []any{"name", c.Name, "pid", pid, "status", status, "duration", time.Since(c.start)}
+	attrs := []any{"name", c.Name, "pid", pid, "status", status, "duration", time.Since(began)}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
-	c.log.Debug("process: child exited", attrs...)
+	log.Debug("process: child exited", attrs...)
 }
 
 // Wait waits for the child to exit and returns what became of it: nil when
@@ -467,14 +599,21 @@ func (c *Cmd) logExit(pid int, state *os.ProcessState, rep report, termed bool, 
 // errors.Is). Wait may be called any number of times, by several
 // goroutines; every call returns the same result.
 func (c *Cmd) Wait() error {
-	done := c.Done()
-	if done == nil {
+	r := c.current()
+	if r == nil {
 		return ErrNotStarted
 	}
-	<-done
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// current returns the run, nil before a successful Start.
+func (c *Cmd) current() *run {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err
+	return c.run
 }
 
 // Run starts the child and waits for it.
@@ -489,9 +628,10 @@ func (c *Cmd) Run(ctx context.Context) error {
 // and its result is ready for Wait: the way to notice a child's death at
 // once, in a select. It is nil before Start.
 func (c *Cmd) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.done
+	if r := c.current(); r != nil {
+		return r.done
+	}
+	return nil
 }
 
 // Pid returns the child's process ID, or 0 before Start.
@@ -506,9 +646,13 @@ func (c *Cmd) Pid() int {
 
 // ProcessState returns how the child ended, or nil while it runs.
 func (c *Cmd) ProcessState() *os.ProcessState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state
+	r := c.current()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
 }
 
 // Signal sends sig to the child. After the child has exited it returns

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -77,9 +79,12 @@ func init() {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	// Sends "ready", then ignores SIGTERM: only SIGKILL ends it.
+	// Sends "ready", then ignores SIGTERM; its flush at exit sends
+	// "flushed".
 	Register("ignore-term", func(ctx context.Context) error {
-		if err := out().Send("ready"); err != nil {
+		c := out()
+		atexit.Register(func(ctx context.Context) error { return c.SendContext(ctx, "flushed") })
+		if err := c.Send("ready"); err != nil {
 			return err
 		}
 		time.Sleep(time.Hour)
@@ -119,12 +124,12 @@ func init() {
 		}
 		return nil
 	})
-	// Starts "sleep" with DieWithParent (Args()[0] == "pipe-only": without
-	// Pdeathsig) and sends its pid, then sleeps.
+	// Starts "sleep" (Args()[0] == "pipe-only": without Pdeathsig,
+	// "outlive": with OutliveParent) and sends its pid, then sleeps.
 	Register("intermediate", func(ctx context.Context) error {
 		gc := Command("sleep")
-		gc.DieWithParent = true
 		gc.noPdeathsig = Args()[0] == "pipe-only"
+		gc.OutliveParent = Args()[0] == "outlive"
 		if err := gc.Start(ctx); err != nil {
 			return err
 		}
@@ -133,6 +138,23 @@ func init() {
 		}
 		time.Sleep(time.Hour)
 		return nil
+	})
+	// Sends "ready" and waits for its context; its flush at exit sends
+	// "flushing", then waits for a word from the parent.
+	Register("slow-flush", func(ctx context.Context) error {
+		c := out()
+		atexit.Register(func(ctx context.Context) error {
+			if err := c.SendContext(ctx, "flushing"); err != nil {
+				return err
+			}
+			var s string
+			return c.RecvContext(ctx, &s)
+		})
+		if err := c.Send("ready"); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
 	})
 	Register("sleep", func(ctx context.Context) error {
 		time.Sleep(time.Hour)
@@ -358,7 +380,7 @@ func TestConcurrentStarts(t *testing.T) {
 			}
 			defer mine.Close()
 			cmd := Command("double")
-			cmd.DieWithParent = i%2 == 0
+			cmd.OutliveParent = i%2 == 0 // not from the locked starter thread
 			assert.NoError(t, cmd.Share(theirs, "peer"))
 			err = cmd.Start(context.Background())
 			theirs.Close()
@@ -450,18 +472,19 @@ func TestSignalReported(t *testing.T) {
 	assert.Equal(t, -1, eerr.ExitCode())
 	assert.Contains(t, err.Error(), "signal: killed")
 
-	// Killed from outside; Done notices at once.
+	// Killed from outside (by a signal the Go runtime of the child, which
+	// runs by the time Start returns, does not catch); Done notices at once.
 	cmd := Command("sleep")
 	require.NoError(t, cmd.Start(context.Background()))
 	reap(t, cmd)
-	require.NoError(t, cmd.Signal(syscall.SIGQUIT))
+	require.NoError(t, cmd.Signal(syscall.SIGHUP))
 	select {
 	case <-cmd.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("Done not closed 10s after the child was killed")
 	}
 	require.ErrorAs(t, cmd.Wait(), &eerr)
-	assert.Equal(t, syscall.SIGQUIT, eerr.Signal())
+	assert.Equal(t, syscall.SIGHUP, eerr.Signal())
 }
 
 // Canceling the context sends SIGTERM, which cancels the child's
@@ -490,34 +513,108 @@ func TestCancelGraceful(t *testing.T) {
 	assert.True(t, gone(pid), "no process left behind")
 }
 
-// A child that ignores SIGTERM is killed after its grace period.
-func TestCancelKill(t *testing.T) {
+// A child whose function ignores SIGTERM reports it and exits by itself
+// when its grace period ends, whoever sent the SIGTERM, after its flush;
+// with a negative grace the end of the context kills it at once.
+func TestGraceAfterSIGTERM(t *testing.T) {
 	testproc.CheckFDs(t)
-	for _, grace := range []time.Duration{200 * time.Millisecond, -1} {
-		t.Run(grace.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		grace time.Duration
+		ctx   bool // SIGTERM through the end of Start's context, not Signal
+	}{{"ctx", 200 * time.Millisecond, true}, {"signal", 200 * time.Millisecond, false}, {"kill", -1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
 			mine, theirs, err := pipe.Duplex()
 			require.NoError(t, err)
 			defer mine.Close()
 			cmd := Command("ignore-term")
-			cmd.Grace = grace
+			cmd.Grace = tc.grace
 			require.NoError(t, cmd.Share(theirs, "out"))
 			require.NoError(t, cmd.Start(ctx))
 			reap(t, cmd)
-			theirs.Close()
 			require.Equal(t, "ready", recvString(t, mine))
 			pid := cmd.Pid()
 
-			cancel()
+			if tc.ctx {
+				cancel()
+			} else {
+				require.NoError(t, cmd.Signal(syscall.SIGTERM))
+			}
 			err = waitFor(t, cmd, 10*time.Second)
-			require.ErrorIs(t, err, context.Canceled)
-			var eerr *ExitError
-			require.ErrorAs(t, err, &eerr)
-			assert.Equal(t, syscall.SIGKILL, eerr.Signal())
+			if tc.ctx {
+				require.ErrorIs(t, err, context.Canceled)
+			}
+			if tc.grace < 0 {
+				var eerr *ExitError
+				require.ErrorAs(t, err, &eerr)
+				assert.Equal(t, syscall.SIGKILL, eerr.Signal())
+			} else {
+				var perr *Error
+				require.ErrorAs(t, err, &perr, "the child reported, it was not killed")
+				assert.Contains(t, perr.Msg, "did not return within its grace period (200ms) after SIGTERM")
+				assert.Equal(t, "flushed", recvString(t, mine), "and it flushed before it exited")
+				assert.Equal(t, exitError, cmd.ProcessState().ExitCode())
+			}
 			assert.True(t, gone(pid), "no process left behind")
 		})
 	}
+}
+
+// A child that cannot keep its own bounds (stopped here) is killed by the
+// parent a little after its grace period.
+func TestStoppedChildKilled(t *testing.T) {
+	testproc.CheckFDs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := Command("sleep")
+	cmd.Grace = 100 * time.Millisecond
+	require.NoError(t, cmd.Start(ctx))
+	reap(t, cmd)
+	require.NoError(t, cmd.Signal(syscall.SIGSTOP))
+	cancel()
+	err := waitFor(t, cmd, 10*time.Second)
+	require.ErrorIs(t, err, context.Canceled)
+	var eerr *ExitError
+	require.ErrorAs(t, err, &eerr)
+	assert.Equal(t, syscall.SIGKILL, eerr.Signal())
+}
+
+// A flush at exit that takes longer than the grace period is not cut
+// short: the child announced it, and the parent gives it FlushTimeout.
+func TestFlushOutlastsGrace(t *testing.T) {
+	testproc.CheckFDs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mine, theirs, err := pipe.Duplex()
+	require.NoError(t, err)
+	defer mine.Close()
+	cmd := Command("slow-flush")
+	cmd.Grace = 100 * time.Millisecond
+	cmd.FlushTimeout = time.Minute
+	require.NoError(t, cmd.Share(theirs, "out"))
+	require.NoError(t, cmd.Start(ctx))
+	reap(t, cmd)
+	require.Equal(t, "ready", recvString(t, mine))
+	cancel()
+	stopped := time.Now()
+	require.Equal(t, "flushing", recvString(t, mine))
+	// The bound this test is about is time itself: wait past the point
+	// where a child that had not announced its flush would be killed.
+	time.Sleep(time.Until(stopped.Add(cmd.Grace + killMargin + 500*time.Millisecond)))
+	select {
+	case <-cmd.Done():
+		t.Fatalf("the child was stopped in its flush: %v", cmd.Wait())
+	default:
+	}
+	require.NoError(t, mine.Send("go on"))
+	err = waitFor(t, cmd, 10*time.Second)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, ErrFlush)
+	var perr *Error
+	require.ErrorAs(t, err, &perr, "the child reported: its function returned ctx's error")
+	assert.Equal(t, "context canceled", perr.Msg)
 }
 
 func TestFlushBeforeExit(t *testing.T) {
@@ -542,7 +639,9 @@ func TestFlushBeforeExit(t *testing.T) {
 	cmd.FlushTimeout = 100 * time.Millisecond
 	start(t, cmd)
 	var perr *Error
-	require.ErrorAs(t, waitFor(t, cmd, 10*time.Second), &perr)
+	err := waitFor(t, cmd, 10*time.Second)
+	require.ErrorAs(t, err, &perr)
+	assert.ErrorIs(t, err, ErrFlush, "Wait says the flush did not complete")
 	assert.Contains(t, perr.Msg, "flush before exit: context deadline exceeded")
 }
 
@@ -576,10 +675,11 @@ func TestOutput(t *testing.T) {
 	assert.Equal(t, "to stderr", stderr.String())
 }
 
-// The parent dying takes a DieWithParent child down: an intermediate child
-// starts a grandchild, and is killed. This process becomes the subreaper
-// of its descendants, so the orphaned grandchild is reparented here and
-// its end can be observed exactly.
+// The parent dying (SIGKILL) takes its children down, unless they were
+// started with OutliveParent: an intermediate child starts a grandchild,
+// and is killed. This process becomes the subreaper of its descendants,
+// so the orphaned grandchild is reparented here and its end can be
+// observed exactly.
 func TestDieWithParent(t *testing.T) {
 	testproc.CheckFDs(t)
 	require.NoError(t, unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
@@ -595,6 +695,7 @@ func TestDieWithParent(t *testing.T) {
 		{"pipe-only", func(t *testing.T, ws syscall.WaitStatus) {
 			assert.True(t, ws.Exited() && ws.ExitStatus() == exitError, "exited on EOF, got %v", ws)
 		}},
+		{"outlive", nil},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			cmd := Command("intermediate", tc.mode)
@@ -610,6 +711,27 @@ func TestDieWithParent(t *testing.T) {
 			var eerr *ExitError
 			require.ErrorAs(t, waitFor(t, cmd, 10*time.Second), &eerr)
 
+			if tc.want == nil {
+				// The parent's death is over (it was reaped), and with it
+				// the parent-death signal it would have sent: the
+				// grandchild runs on, with no SIGKILL pending.
+				st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				require.NoError(t, err, "grandchild %d gone", pid)
+				fields := map[string]string{}
+				for _, line := range strings.Split(string(st), "\n") {
+					if k, v, ok := strings.Cut(line, ":"); ok {
+						fields[k] = strings.TrimSpace(v)
+					}
+				}
+				assert.NotContains(t, fields["State"], "zombie")
+				assert.Equal(t, strconv.Itoa(os.Getpid()), fields["PPid"], "reparented to this subreaper")
+				for _, k := range []string{"SigPnd", "ShdPnd"} {
+					mask, err := strconv.ParseUint(fields[k], 16, 64)
+					require.NoError(t, err)
+					assert.Zero(t, mask&(1<<(syscall.SIGKILL-1)), "%s: no SIGKILL pending", k)
+				}
+				return
+			}
 			ws, ok := reapOrphan(pid, 2*time.Second)
 			require.True(t, ok, "grandchild %d still running 2s after its parent died", pid)
 			tc.want(t, ws)
@@ -635,13 +757,12 @@ func reapOrphan(pid int, d time.Duration) (syscall.WaitStatus, bool) {
 	}
 }
 
-// The starter goroutine, locked to its thread while DieWithParent
-// children live, ends with the last of them.
+// The starter goroutine, locked to its thread while children that die
+// with their parent live, ends with the last of them.
 func TestStarterEnds(t *testing.T) {
 	cmds := make([]*Cmd, 3)
 	for i := range cmds {
 		cmds[i] = Command("ok")
-		cmds[i].DieWithParent = true
 		require.NoError(t, cmds[i].Start(context.Background()))
 		reap(t, cmds[i])
 	}
@@ -656,8 +777,8 @@ func TestStarterEnds(t *testing.T) {
 
 func TestOptions(t *testing.T) {
 	for _, o := range []options{
-		{name: "w", flushTimeout: DefaultFlushTimeout},
-		{name: "a.b-c_1", flushTimeout: 1500 * time.Millisecond, dieWithParent: true},
+		{name: "w", flushTimeout: DefaultFlushTimeout, grace: DefaultGrace},
+		{name: "a.b-c_1", flushTimeout: 1500 * time.Millisecond, grace: 0, outlive: true},
 	} {
 		got, err := parseOptions(o.String())
 		require.NoError(t, err)
@@ -665,8 +786,8 @@ func TestOptions(t *testing.T) {
 	}
 	got, err := parseOptions("w")
 	require.NoError(t, err)
-	assert.Equal(t, options{name: "w", flushTimeout: DefaultFlushTimeout}, got, "defaults")
-	for _, bad := range []string{"", ",die", "w,flush=", "w,flush=-1s", "w,flush=x", "w,other"} {
+	assert.Equal(t, options{name: "w", flushTimeout: DefaultFlushTimeout, grace: DefaultGrace}, got, "defaults")
+	for _, bad := range []string{"", ",outlive", "w,flush=", "w,flush=-1s", "w,flush=x", "w,grace=-1s", "w,other"} {
 		_, err := parseOptions(bad)
 		assert.Error(t, err, "%q is malformed", bad)
 	}
@@ -686,5 +807,53 @@ func BenchmarkRun(b *testing.B) {
 		if err := Command("ok").Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A program that forgot process.Main (testdata/nomain, built here): its
+// children run its main again. Start and pool.New must fail in the parent,
+// saying what to add, instead of hanging: at once when the child's main
+// returns (the program sets StartTimeout to an hour there, so only that
+// can end Start), within StartTimeout when it blocks.
+func TestForgotMain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	goCmd, err := exec.LookPath("go")
+	require.NoError(t, err)
+	bin := filepath.Join(t.TempDir(), "nomain")
+	out, err := exec.Command(goCmd, "build", "-o", bin, "./testdata/nomain").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	for _, tc := range []struct{ mode, want string }{
+		{"exit", "the child ended (exit status 0) before it reached process.Main"},
+		{"hang", "the child did not reach process.Main within 1s (Cmd.StartTimeout)"},
+		{"pool", "pool: start a worker: "},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin)
+			cmd.Env = append(os.Environ(), "NOMAIN_MODE="+tc.mode)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children too are killed below
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+			cmd.WaitDelay = 5 * time.Second
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			require.NoError(t, err, "the program ran to its end (a hang would be killed after a minute); output:\n%s", out)
+			defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			// The parent's line; children that ran main again print theirs.
+			prefix := strconv.Itoa(cmd.Process.Pid) + ": "
+			var line string
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(l, prefix) {
+					line = l
+				}
+			}
+			require.NotEmpty(t, line, "the parent printed its result:\n%s", out)
+			assert.Contains(t, line, "ErrNoMain=true")
+			assert.Contains(t, line, tc.want)
+			assert.Contains(t, line, "add process.Main() as the first statement of main")
+		})
 	}
 }

@@ -133,7 +133,6 @@ func pool(ctx context.Context, printLock *lock.Lock, results *queue.Queue[Result
 	cmds := make([]*process.Cmd, parallel)
 	for i := range cmds {
 		cmd := process.Command("pool-worker", strconv.Itoa(i+1))
-		cmd.DieWithParent = true // if we fail and exit early, the workers go too
 		// Inheritance: the objects themselves go to the child as it starts.
 		for name, obj := range map[string]process.Sharer{"lock": printLock, "results": results, "jobs": todo} {
 			if err := cmd.Share(obj, name); err != nil {
@@ -186,7 +185,6 @@ func perJob(ctx context.Context, printLock *lock.Lock, results *queue.Queue[Resu
 		for i := range jobs {
 			slots <- struct{}{}
 			cmd := process.Command("job", strconv.Itoa(i))
-			cmd.DieWithParent = true
 			err := cmd.Share(printLock, "lock")
 			if err == nil {
 				err = cmd.Share(results, "results")

@@ -103,7 +103,6 @@ func run(ctx context.Context, nworkers, njobs int) error {
 		cmd := process.Command("worker", strconv.Itoa(i+1))
 		// Like Python's daemon=True: if we fail and exit early, the
 		// workers go with us.
-		cmd.DieWithParent = true
 		if err := cmd.Share(jobs, "jobs"); err != nil {
 			return err
 		}

@@ -257,7 +257,6 @@ func start(ctx context.Context, n int, results *queue.Queue[Result]) (*member, e
 	}
 	defer theirs.Close() // after Start the worker has its own copy
 	cmd := process.Command("worker", strconv.Itoa(n))
-	cmd.DieWithParent = true // if we fail and exit early, the workers go too
 	err = cmd.Share(theirs, "tasks")
 	if err == nil {
 		err = cmd.Share(results, "results")
