@@ -323,6 +323,9 @@ func targetCell(rs []float64, target float64) string {
 	if target == 0 {
 		return ""
 	}
+	if math.IsNaN(m) {
+		return fmt.Sprintf(">= %.2f -", target)
+	}
 	if m >= target {
 		return fmt.Sprintf(">= %.2f ok", target)
 	}

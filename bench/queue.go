@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -202,8 +203,11 @@ func runQueue(cfg *config) error {
 					// The better of the two packet transports.
 					var o2 outcome
 					if o, err = queueMeasure(limitODirect, c, count); err == nil {
-						if o2, err = queueMeasure(limitSeqpacket, c, count); err == nil && o2.rate > o.rate {
-							o = o2
+						if o2, err = queueMeasure(limitSeqpacket, c, count); err == nil {
+							if o2.rate > o.rate {
+								o = o2
+							}
+							res[key{ci, limitODirect}], res[key{ci, limitSeqpacket}] = o, o2
 						}
 					}
 				case implPython:
@@ -235,7 +239,7 @@ func runQueue(cfg *config) error {
 	}
 	rate := func(o outcome) float64 { return o.rate }
 	cpu := func(o outcome) float64 { return o.cpu }
-	t := newTable("case", "mproc", "packet limit", "python", "mproc/limit (range)", "mproc/python (range)", "target", "CPU/item mproc", "CPU/item python")
+	t := newTable("case", "mproc", "packet limit", "python", "mproc/limit (range)", "mproc/python (range)", "target", "CPU/item mproc", "CPU/item limit", "CPU/item python", "limit O_DIRECT/SEQPACKET")
 	for ci, c := range queueCases {
 		m, l, p := col(key{ci, implMproc}, rate), col(key{ci, implLimit}, rate), col(key{ci, implPython}, rate)
 		cell := func(v float64) string { return fmtRate(v, "items/s") }
@@ -258,11 +262,21 @@ func runQueue(cfg *config) error {
 			}
 		}
 		t.row(c.label(), cell(median(m)), cell(median(l)), cell(median(p)), vsLimit, ratioCell(ratios(m, p)),
-			joinCells(target), fmtDur(median(col(key{ci, implMproc}, cpu))), fmtDur(median(col(key{ci, implPython}, cpu))))
+			joinCells(target), fmtDur(median(col(key{ci, implMproc}, cpu))), fmtDur(median(col(key{ci, implLimit}, cpu))),
+			fmtDur(median(col(key{ci, implPython}, cpu))), which(col(key{ci, limitODirect}, rate), col(key{ci, limitSeqpacket}, rate)))
 	}
 	return t.write(cfg.out, fmt.Sprintf("queue: 1 producer process puts %d prebuilt items (1 MiB: %d) -> N consumer processes; barrier, first Put to last decoded item (joinable: Join's return);\n"+
 		"packet limit: one msgpack item per packet, one write(2)/read(2) per item, the better of an O_DIRECT pipe and SOCK_SEQPACKET; python: multiprocessing, fork",
 		cfg.items, shapeCount(shape1MiB, cfg.items)))
+}
+
+// which says how the two packet limits compare: the median of their ratio.
+func which(odirect, seqpacket []float64) string {
+	m := median(ratios(odirect, seqpacket))
+	if math.IsNaN(m) {
+		return ""
+	}
+	return fmtRatio(m)
 }
 
 func joinCells(cs []string) string {

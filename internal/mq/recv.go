@@ -58,6 +58,7 @@ type receiver[T any] struct {
 	queued     atomic.Int32 // items in bufs[next:got]
 	dec        *msgpack.Decoder
 	rd         bytes.Reader
+	scratch    *T // decode's target, allocated once: decoding into a local would box it on the heap per item
 	bodyBuf    []byte       // reused for large items' payloads (decoding copies out)
 	big        *bigItem     // a large item being read
 	bigWaiting atomic.Int32 // 1 while big is set, for pending
@@ -92,8 +93,10 @@ func (r *receiver[T]) pending() int {
 func (r *receiver[T]) ensure() {
 	if r.bufs == nil {
 		r.bufs = []packetBuf{newPacketBuf()}
+		// Not UsePreallocateValues: it starts a goroutine per pointer type
+		// that never ends, allocating values ahead.
 		r.dec = msgpack.NewDecoder(nil)
-		r.dec.UsePreallocateValues(true)
+		r.scratch = new(T)
 		r.batch, r.frames = 1, 1
 	}
 }
@@ -371,8 +374,10 @@ func (q *Queue[T]) giveSlot() {
 func (r *receiver[T]) decode(p []byte) (v T, err error) {
 	r.rd.Reset(p)
 	r.dec.ResetReader(&r.rd)
-	if err := r.dec.Decode(&v); err != nil {
-		var zero T
+	var zero T
+	err = r.dec.Decode(r.scratch)
+	v, *r.scratch = *r.scratch, zero // a fresh value each time, and none kept
+	if err != nil {
 		return zero, fmt.Errorf("decode into %T: %w", v, err)
 	}
 	return v, nil
