@@ -101,7 +101,7 @@
 //
 //	// parent, after the worker started
 //	q, _ := queue.New[Job](0)
-//	err := c.SendShare(ctx, "jobs", q)
+//	err := c.SendShare(ctx, q, "jobs")
 //
 //	// worker
 //	name, err := c.RecvShare(ctx) // "jobs"

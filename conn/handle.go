@@ -116,9 +116,10 @@ func parseShareFrame(p []byte) (name, kind string, nfds int, err error) {
 	return name, kind, nfds, nil
 }
 
-// SendShare sends obj to the process at the other end of c, which receives
-// it with RecvShare and then gets a working object with the ordinary
-// Inherit of obj's package (queue.Inherit[T](name), lock.Inherit(name),
+// SendShare sends obj, under name, to the process at the other end of c
+// (the arguments in the order of every Share: the object, then its name),
+// which receives it with RecvShare and then gets a working object with
+// the ordinary Inherit of obj's package (queue.Inherit[T](name), lock.Inherit(name),
 // conn.Inherit(name), ...), exactly as a child gets one that was shared
 // with it before it started, with the same checks of kind and item type.
 // The descriptors travel with the message (SCM_RIGHTS), so c must be a
@@ -127,7 +128,7 @@ func parseShareFrame(p []byte) (name, kind string, nfds int, err error) {
 //
 // obj stays this process's: both processes use the same lock or queue.
 // SendShare follows SendContext's ctx rules and is serialized with Send.
-func (c *Conn) SendShare(ctx context.Context, name string, obj Sharer) error {
+func (c *Conn) SendShare(ctx context.Context, obj Sharer, name string) error {
 	if err := c.canSend(); err != nil {
 		return err
 	}

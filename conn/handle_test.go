@@ -189,7 +189,7 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			q, err := queue.New[int](0)
 			require.NoError(t, err)
 			defer q.Close()
-			require.NoError(t, ctl.SendShare(ctx, "queue-1", q))
+			require.NoError(t, ctl.SendShare(ctx, q, "queue-1"))
 			for _, v := range items {
 				require.NoError(t, q.Put(ctx, v))
 			}
@@ -198,7 +198,7 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			sq, err := simplequeue.New[int]()
 			require.NoError(t, err)
 			defer sq.Close()
-			require.NoError(t, ctl.SendShare(ctx, "simplequeue-1", sq))
+			require.NoError(t, ctl.SendShare(ctx, sq, "simplequeue-1"))
 			for _, v := range items {
 				require.NoError(t, sq.Put(ctx, v))
 			}
@@ -207,7 +207,7 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			jq, err := joinable.New[int](0)
 			require.NoError(t, err)
 			defer jq.Close()
-			require.NoError(t, ctl.SendShare(ctx, "joinable-1", jq))
+			require.NoError(t, ctl.SendShare(ctx, jq, "joinable-1"))
 			for _, v := range items {
 				require.NoError(t, jq.Put(ctx, v))
 			}
@@ -219,7 +219,7 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			require.NoError(t, err)
 			defer l.Close()
 			l.Lock()
-			require.NoError(t, ctl.SendShare(ctx, "lock-1", l))
+			require.NoError(t, ctl.SendShare(ctx, l, "lock-1"))
 			l.Unlock()
 			assert.Equal(t, shareReport{Name: "lock-1", Sum: 1}, report())
 
@@ -227,7 +227,7 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			x, y, err := pipe.Duplex()
 			require.NoError(t, err)
 			defer x.Close()
-			require.NoError(t, ctl.SendShare(ctx, "conn-1", y))
+			require.NoError(t, ctl.SendShare(ctx, y, "conn-1"))
 			require.NoError(t, y.Close())
 			require.NoError(t, x.Send(21))
 			var v int
@@ -239,13 +239,13 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			l2, err := lock.New()
 			require.NoError(t, err)
 			defer l2.Close()
-			require.NoError(t, ctl.SendShare(ctx, "wrongkind-1", l2))
+			require.NoError(t, ctl.SendShare(ctx, l2, "wrongkind-1"))
 			r := report()
 			assert.True(t, r.WrongKind, "ErrWrongKind in the worker: %s", r.Err)
 			// A name the worker already has (and has not closed).
-			require.NoError(t, ctl.SendShare(ctx, "hold-1", l2))
+			require.NoError(t, ctl.SendShare(ctx, l2, "hold-1"))
 			assert.Equal(t, shareReport{Name: "hold-1"}, report())
-			require.NoError(t, ctl.SendShare(ctx, "hold-1", l2))
+			require.NoError(t, ctl.SendShare(ctx, l2, "hold-1"))
 			r = report()
 			assert.Contains(t, r.Err, "already has an object by that name")
 
@@ -277,7 +277,7 @@ func TestSendShareOnlyOverUnix(t *testing.T) {
 		require.NoError(t, err)
 		s, err := ln.Accept(ctx)
 		require.NoError(t, err)
-		err = c.SendShare(ctx, "l", l)
+		err = c.SendShare(ctx, l, "l")
 		assert.ErrorIs(t, err, conn.ErrNotUnixSocket, name)
 		require.NoError(t, c.Send("after"))
 		var got string
@@ -290,7 +290,7 @@ func TestSendShareOnlyOverUnix(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	defer w.Close()
-	assert.ErrorIs(t, w.SendShare(ctx, "l", l), conn.ErrNotUnixSocket)
+	assert.ErrorIs(t, w.SendShare(ctx, l, "l"), conn.ErrNotUnixSocket)
 }
 
 // TestShareFrameMisuse: Recv of a shared object, RecvShare of a message,
@@ -306,10 +306,10 @@ func TestShareFrameMisuse(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 
-	require.NoError(t, a.SendShare(ctx, "l1", l))
+	require.NoError(t, a.SendShare(ctx, l, "l1"))
 	var v any
 	assert.ErrorIs(t, b.Recv(&v), conn.ErrUnexpectedShare)
-	require.NoError(t, a.SendShare(ctx, "l2", l))
+	require.NoError(t, a.SendShare(ctx, l, "l2"))
 	_, err = b.RecvBytes()
 	assert.ErrorIs(t, err, conn.ErrUnexpectedShare)
 
@@ -324,7 +324,7 @@ func TestShareFrameMisuse(t *testing.T) {
 	assert.Equal(t, "next", s)
 
 	// Sent but never received: closed with the Conn.
-	require.NoError(t, a.SendShare(ctx, "l3", l))
+	require.NoError(t, a.SendShare(ctx, l, "l3"))
 	require.NoError(t, b.Close())
 
 	// A ctx that ends first.

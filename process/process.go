@@ -107,12 +107,11 @@ func lookup(name string) (entry, bool) {
 	return e, ok
 }
 
-// A Sharer is an object a child can inherit by name: conn.Conn, lock.Lock,
-// the queues. Share appends its descriptors to cmd.ExtraFiles and records
-// them in cmd.Env under name.
-type Sharer interface {
-	Share(cmd *exec.Cmd, name string) error
-}
+// A Sharer is an object a child can inherit by name: every mproc
+// primitive (conn.Conn, lock.Lock, the queues, ...). Its Share appends its
+// descriptors to cmd.ExtraFiles and records them in cmd.Env under name. It
+// is conn.Sharer, the same interface.
+type Sharer = conn.Sharer
 
 type notSendable = share.Local[cmdName]
 
