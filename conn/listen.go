@@ -35,9 +35,8 @@ type Listener struct {
 	slots chan struct{} // one per client between accept and Accept
 	done  chan struct{} // closed by Close
 
-	ctx    context.Context // ends at Close: bounds every handshake
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the accept loop and the handshakes
+	cancel context.CancelFunc // ends the ctx of the accept loop and the handshakes (Close)
+	wg     sync.WaitGroup     // the accept loop and the handshakes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -73,9 +72,10 @@ func Listen(network, address string, opts ...Option) (*Listener, error) {
 		slots:   make(chan struct{}, maxHandshakes),
 		done:    make(chan struct{}),
 	}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
 	l.wg.Add(1)
-	go l.acceptLoop()
+	go l.acceptLoop(ctx)
 	return l, nil
 }
 
@@ -125,7 +125,7 @@ func (l *Listener) Close() error {
 	return l.closeErr
 }
 
-func (l *Listener) acceptLoop() {
+func (l *Listener) acceptLoop(ctx context.Context) {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
@@ -153,19 +153,19 @@ func (l *Listener) acceptLoop() {
 		}
 		backoff = 0
 		l.wg.Add(1)
-		go l.serve(nc)
+		go l.serve(ctx, nc)
 	}
 }
 
 // serve runs nc's handshake and hands the Conn to Accept.
-func (l *Listener) serve(nc net.Conn) {
+func (l *Listener) serve(ctx context.Context, nc net.Conn) {
 	defer l.wg.Done()
 	defer func() { <-l.slots }()
-	ctx, cancel := context.WithTimeout(l.ctx, l.s.timeout)
-	c, err := upgrade(ctx, nc, l.network, l.s, true)
+	hctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	c, err := upgrade(hctx, nc, l.network, l.s, true)
 	cancel()
 	if err != nil {
-		if l.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			l.warn("client dropped", nc.RemoteAddr(), err)
 		}
 		return
