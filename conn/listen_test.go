@@ -397,3 +397,27 @@ func TestListenerCloseDropsPending(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, errors.Is(err, conn.ErrClosed))
 }
+
+// A TLS client that does not trust the server's certificate fails at
+// Dial, and the Listener goes on.
+func TestDialUntrustedTLS(t *testing.T) {
+	testproc.CheckFDs(t)
+	srvTLS, cliTLS := testTLS(t)
+	logger, rec := testproc.NewLogRecorder()
+	l := listen(t, "tcp", conn.WithTLS(srvTLS), conn.WithLogger(logger))
+	ctx := ctxTimeout(t, 20*time.Second)
+	_, err := conn.Dial(ctx, "tcp", l.Addr().String(), conn.WithTLS(&tls.Config{}))
+	var unknown x509.UnknownAuthorityError
+	assert.ErrorAs(t, err, &unknown, "Dial without the server's CA")
+	waitFor(t, func() bool { return len(rec.Records("conn: Listener: client dropped")) == 1 }, "the listener drops the client")
+	c, err := conn.Dial(ctx, "tcp", l.Addr().String(), conn.WithTLS(cliTLS))
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := l.Accept(ctx)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Send("over TLS"))
+	var got string
+	require.NoError(t, c.Recv(&got))
+	assert.Equal(t, "over TLS", got)
+}
