@@ -1,25 +1,21 @@
 package conn
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/mproc-go/mproc/internal/frame"
 )
 
 // The wire format, described in prose in FORMAT.md. It is the one of
-// Python's multiprocessing.connection.Connection on Unix.
+// Python's multiprocessing.connection.Connection on Unix; internal/frame
+// writes and parses its header, for conn and for the queues' packets.
 const (
-	// headerSize is the size of the short header: a big-endian int32 length.
-	headerSize = 4
-	// longHeaderSize is the size of the long header: int32 -1, then a
-	// big-endian uint64 length.
-	longHeaderSize = headerSize + 8
-	// longMarker in the short header announces a long header.
-	longMarker = -1
-	// maxShortLen is the largest length the short header carries.
-	maxShortLen = math.MaxInt32
+	headerSize     = frame.HeaderSize
+	longHeaderSize = frame.LongHeaderSize
+	maxShortLen    = frame.MaxShortLen
 
 	// DefaultMaxMessageSize is the largest payload a Conn accepts unless
 	// told otherwise: 1 GiB. Python has no maximum; memory safety does not
@@ -42,37 +38,23 @@ var (
 )
 
 // HeaderLen returns the size of the header that frames a payload of n bytes.
-func HeaderLen(n int) int {
-	if int64(n) > maxShortLen {
-		return longHeaderSize
-	}
-	return headerSize
-}
+func HeaderLen(n int) int { return frame.HeaderLen(n) }
 
 // AppendHeader appends to dst the header that frames a payload of n bytes
 // and returns the extended slice.
-func AppendHeader(dst []byte, n int) []byte {
-	if int64(n) > maxShortLen {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(0xffffffff)) // int32(-1)
-		return binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return binary.BigEndian.AppendUint32(dst, uint32(n))
-}
+func AppendHeader(dst []byte, n int) []byte { return frame.AppendHeader(dst, n) }
 
 // putShortHeader writes the short header for n (n <= maxShortLen) into b.
-func putShortHeader(b []byte, n int) { binary.BigEndian.PutUint32(b, uint32(n)) }
+func putShortHeader(b []byte, n int) { frame.PutShort(b, n) }
 
 // parseLength decodes the short header in hdr. long reports that an 8-byte
 // length follows.
 func parseLength(hdr []byte) (n int64, long bool, err error) {
-	v := int32(binary.BigEndian.Uint32(hdr))
-	switch {
-	case v == longMarker:
-		return 0, true, nil
-	case v < 0:
-		return 0, false, fmt.Errorf("%w: negative frame length %d", ErrProtocol, v)
+	n, long, ok := frame.ParseShort(hdr)
+	if !ok {
+		return 0, false, fmt.Errorf("%w: negative frame length %d", ErrProtocol, n)
 	}
-	return int64(v), false, nil
+	return n, long, nil
 }
 
 func checkLongLength(u uint64, max int64) (int64, error) {
@@ -113,7 +95,7 @@ func readAfterHeader(r io.Reader, hdr []byte, max int64, buf []byte) ([]byte, er
 		if _, err := io.ReadFull(r, hdr[:8]); err != nil {
 			return nil, noEOF(err)
 		}
-		if n, err = checkLongLength(binary.BigEndian.Uint64(hdr[:8]), max); err != nil {
+		if n, err = checkLongLength(frame.LongLen(hdr[:8]), max); err != nil {
 			return nil, err
 		}
 	} else if n > max {

@@ -2,10 +2,11 @@ package conn
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mproc-go/mproc/internal/frame"
 )
 
 // readBufSize is the size of a Conn's read-ahead buffer. A frame that fits
@@ -69,7 +70,7 @@ func (c *Conn) recv(ctx context.Context) (p []byte, owned bool, err error) {
 		if err := c.fill(longHeaderSize); err != nil {
 			return nil, false, c.fail(c.readErr(err, true))
 		}
-		if n, err = checkLongLength(binary.BigEndian.Uint64(c.rbuf[c.rpos+headerSize:]), max); err != nil {
+		if n, err = checkLongLength(frame.LongLen(c.rbuf[c.rpos+headerSize:]), max); err != nil {
 			return nil, false, c.fail(err)
 		}
 		hlen = longHeaderSize

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mproc-go/mproc/internal/frame"
 )
 
 // Packet layout. A packet carries either frames or one large item.
@@ -28,7 +30,7 @@ const (
 	// to fail with its size; 64 KiB keeps it small.
 	maxPacket = 64 << 10
 
-	frameHeader = 4
+	frameHeader = frame.HeaderSize
 
 	// maxInline is the largest payload sent as a frame.
 	maxInline = maxPacket - frameHeader
@@ -71,7 +73,7 @@ func encode(v any, maxItem int64) (*encBuf, error) {
 		return nil, fmt.Errorf("%w: %d bytes encoded (maximum %d)", ErrTooLarge, n, maxItem)
 	}
 	if n <= maxInline {
-		binary.BigEndian.PutUint32(e.buf.Bytes(), uint32(n))
+		frame.PutShort(e.buf.Bytes(), n)
 	}
 	return e, nil
 }
@@ -105,16 +107,7 @@ func (e *encBuf) release() {
 
 // nextFrame returns the bounds of the frame at p[off:]. ok is false when
 // the bytes there are not a whole frame.
-func nextFrame(p []byte, off int) (start, end int, ok bool) {
-	if len(p)-off < frameHeader {
-		return 0, 0, false
-	}
-	n := int32(binary.BigEndian.Uint32(p[off:]))
-	if n < 0 || int(n) > len(p)-off-frameHeader {
-		return 0, 0, false
-	}
-	return off + frameHeader, off + frameHeader + int(n), true
-}
+func nextFrame(p []byte, off int) (start, end int, ok bool) { return frame.Next(p, off) }
 
 // countFrames returns the number of frames in p, or -1 if p is not a
 // sequence of whole frames.

@@ -183,4 +183,3 @@ func TestStalledBodyHonoursContext(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 }
-

@@ -58,7 +58,7 @@ type receiver[T any] struct {
 	queued     atomic.Int32 // items in bufs[next:got]
 	dec        *msgpack.Decoder
 	rd         bytes.Reader
-	scratch    *T // decode's target, allocated once: decoding into a local would box it on the heap per item
+	scratch    *T           // decode's target, allocated once: decoding into a local would box it on the heap per item
 	bodyBuf    []byte       // reused for large items' payloads (decoding copies out)
 	big        *bigItem     // a large item being read
 	bigWaiting atomic.Int32 // 1 while big is set, for pending
