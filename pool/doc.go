@@ -137,6 +137,13 @@
 // if it is killed. A pool left running holds its processes and goroutines:
 // always Terminate it, or Close and Join it.
 //
+// A worker that leaves (the pool closed or terminated, or the worker
+// retired after MaxTasksPerChild) first flushes the queues of
+// [Config.Shares] it put items on, and is not stopped while it does,
+// however long the consumer takes, up to [Config.FlushTimeout]; a flush
+// that does not complete makes [Pool.Join] return an error wrapping
+// [ErrFlush], never a silent loss.
+//
 // # Progress
 //
 // [Config.Progress] is called with (done, total) counted in inputs as

@@ -3,8 +3,10 @@ package pool
 import (
 	"errors"
 	"fmt"
-	"github.com/mproc-go/mproc/internal/share"
 	"strings"
+
+	"github.com/mproc-go/mproc/internal/share"
+	"github.com/mproc-go/mproc/process"
 )
 
 var (
@@ -43,6 +45,12 @@ var (
 	// (a Register call that runs in the parent only). Test with
 	// errors.Is.
 	ErrNotRegistered = errors.New("pool: not registered in the worker")
+	// ErrFlush is wrapped by the error of [Pool.Join] when a worker that
+	// exited (closed, retired or terminated) did not complete the flush of
+	// the queues it had put items on: its [Config.FlushTimeout] ran out,
+	// or a queue failed. Items may be lost. It is process.ErrFlush. Test
+	// with errors.Is.
+	ErrFlush = process.ErrFlush
 )
 
 // TaskError is the failure of one input. Its task either ran in a worker

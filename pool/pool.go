@@ -57,10 +57,16 @@ type Config struct {
 	// serialized and done never decreases; keep the function quick (it
 	// runs on the pool's goroutines) and do not call the pool from it.
 	Progress func(done, total int)
-	// Grace is how long a worker has to exit once told to stop (its
-	// tasks' context is canceled) before it is killed. 0 means
-	// process.DefaultGrace.
+	// Grace is how long a worker's task has to return once the worker is
+	// told to stop (its tasks' context is canceled); see
+	// process.Cmd.Grace. 0 means process.DefaultGrace.
 	Grace time.Duration
+	// FlushTimeout bounds the flush, when a worker exits, of the queues
+	// it still has open (those of Shares it put items on): the worker is
+	// not stopped while it flushes, and a flush that does not complete
+	// makes Join return an error wrapping [ErrFlush]. 0 means
+	// process.DefaultFlushTimeout.
+	FlushTimeout time.Duration
 	// Logger receives the Debug records of the pool's machinery: each
 	// worker's start and exit (those of process.Cmd), a worker replaced
 	// and why, a chunk given to a fresh worker after its worker died. nil
@@ -102,6 +108,9 @@ type Pool[In, Out any] struct {
 
 	progMu              sync.Mutex
 	progDone, progTotal int
+
+	exitMu   sync.Mutex
+	exitErrs []error // workers whose flush at exit did not complete
 }
 
 // New starts a pool of cfg.Workers processes running fn and returns once
@@ -358,11 +367,13 @@ func (p *Pool[In, Out]) Close() {
 
 // Terminate stops every worker now and waits until each one has exited
 // and every goroutine of the pool has ended. Calls in progress and later
-// calls return [ErrTerminated]. A worker has [Config.Grace] to
-// exit once its tasks' context is canceled before it is killed, so
-// Terminate returns within about that long. It is idempotent and safe to
-// call concurrently; `defer p.Terminate()` is the counterpart of Python's
-// `with Pool() as p:`.
+// calls return [ErrTerminated]. A worker's task has [Config.Grace] to
+// return once its context is canceled; then the worker flushes the queues
+// it put items on (within [Config.FlushTimeout]) and exits, so Terminate
+// returns within about Grace, plus the time those flushes take. Call
+// [Pool.Join] afterwards to learn whether they all completed. Terminate
+// is idempotent and safe to call concurrently; `defer p.Terminate()` is
+// the counterpart of Python's `with Pool() as p:`.
 func (p *Pool[In, Out]) Terminate() {
 	p.mu.Lock()
 	if !p.closed {
@@ -376,9 +387,14 @@ func (p *Pool[In, Out]) Terminate() {
 
 // Join waits until every worker has exited, after [Pool.Close] (once the
 // calls made before it have ended) or [Pool.Terminate], and every
-// goroutine of the pool has ended. It returns [ErrRunning] at once for a
-// pool that is neither closed nor terminated, and ctx.Err() when ctx
-// ends first. It is safe to call concurrently.
+// goroutine of the pool has ended. A worker that exits flushes the queues
+// it put items on first, and is not stopped meanwhile: Join returns nil
+// once every such flush has completed, and an error wrapping [ErrFlush]
+// when one did not (its FlushTimeout ran out, or the queue failed), since
+// items may then be lost. It returns [ErrRunning] at once for a pool that
+// is neither closed nor terminated, and ctx.Err() when ctx ends first. It
+// is safe to call concurrently, and returns the same once the workers
+// are gone.
 func (p *Pool[In, Out]) Join(ctx context.Context) error {
 	p.mu.Lock()
 	running := !p.closed && p.ctx.Err() == nil
@@ -388,9 +404,25 @@ func (p *Pool[In, Out]) Join(ctx context.Context) error {
 	}
 	select {
 	case <-p.done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	p.exitMu.Lock()
+	defer p.exitMu.Unlock()
+	if len(p.exitErrs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("pool: %d worker(s) did not complete their flush at exit (items they put may be lost): %w",
+		len(p.exitErrs), errors.Join(p.exitErrs...))
+}
+
+// exited notes how a worker that was told to leave (closed, retired or
+// terminated) ended: a flush at exit that did not complete is for Join.
+func (p *Pool[In, Out]) exited(err error) {
+	if errors.Is(err, ErrFlush) {
+		p.exitMu.Lock()
+		p.exitErrs = append(p.exitErrs, err)
+		p.exitMu.Unlock()
 	}
 }
 

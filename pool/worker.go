@@ -99,7 +99,7 @@ func (p *Pool[In, Out]) drive(w *worker) {
 		// Closed: the worker exits on EOF. Terminated: its context is
 		// canceled already.
 		s.w.conn.Close()
-		p.reap(s.w, false)
+		p.exited(p.reap(s.w, false))
 	}
 }
 
@@ -152,12 +152,14 @@ func (s *driver[In, Out]) step() {
 		s.quick = now.Sub(later(s.inflight[0].sentAt, s.last)) < prefetchBelow
 		s.last = now
 		s.drop()
-		head.c.finish(head)
+		// A worker that has run its share retires before the caller
+		// hears of the chunk: by the time Map returns, it is leaving.
 		s.w.tasks += len(head.in)
 		if p.cfg.MaxTasksPerChild > 0 && s.w.tasks >= p.cfg.MaxTasksPerChild && len(s.inflight) == 0 {
 			p.retire(s.w)
 			s.w = nil
 		}
+		head.c.finish(head)
 	case errors.Is(err, errCodec):
 		s.pop(err)
 	case head.c.ctx.Err() != nil:
@@ -330,6 +332,7 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	}
 	cmd := process.Command(workerName, p.fn.name, initName)
 	cmd.Grace = p.cfg.Grace
+	cmd.FlushTimeout = p.cfg.FlushTimeout
 	cmd.Logger = p.log
 	err = cmd.Share(theirs, connName)
 	for name, s := range p.cfg.Shares {
@@ -376,8 +379,9 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 }
 
 // reap waits for the worker to exit, stopping it first if stop is set or
-// if it has not exited by itself within Grace (a worker that is leaving
-// may be flushing queues), and returns how it ended.
+// if it has not exited by itself within Grace, and returns how it ended.
+// A worker that is leaving may be flushing queues: once it said so,
+// stopping it does not cut the flush short (see process.Cmd.Grace).
 func (p *Pool[In, Out]) reap(w *worker, stop bool) error {
 	if stop {
 		w.cancel()
@@ -405,5 +409,6 @@ func (p *Pool[In, Out]) retire(w *worker) {
 		defer p.wg.Done()
 		<-w.cmd.Done() // Terminate stops it too: its context is p.ctx's child
 		w.cancel()
+		p.exited(w.cmd.Wait())
 	}()
 }
