@@ -54,20 +54,20 @@ func helperCtx() (context.Context, context.CancelFunc) {
 }
 
 func init() {
-	// produce P N SIZE END: put items P/0..P/N-1 with bodies of SIZE bytes,
+	// produce KIND P N SIZE END: open the queue of KIND (see crashKinds), put items P/0..P/N-1 with bodies of SIZE bytes,
 	// print "put" once every Put has returned, then end by END: "close"
 	// calls Close; "atexit" returns as a child's main does under
 	// process.Main, leaving the flush to the atexit registry.
 	testproc.Register("produce", func() {
-		q := inherit()
-		p, n, size := intArg(0), intArg(1), intArg(2)
+		q := inheritKind(testproc.Args()[0])
+		p, n, size := intArg(1), intArg(2), intArg(3)
 		ctx, cancel := helperCtx()
 		defer cancel()
 		for i := range n {
 			testproc.Check(q.Put(ctx, newItem(p, i, size)), "put")
 		}
 		fmt.Println("put")
-		switch end := testproc.Args()[3]; end {
+		switch end := testproc.Args()[4]; end {
 		case "close":
 			testproc.Check(q.Close(), "close")
 		case "atexit":
@@ -76,10 +76,10 @@ func init() {
 			testproc.Fatalf("unknown end %q", end)
 		}
 	})
-	// consume: get items until one with I == stop; check each, then Close
+	// consume KIND: open the queue of KIND, get items until one with I == stop; check each, then Close
 	// and print "P I" for each item received, in the order received.
 	testproc.Register("consume", func() {
-		q := inherit()
+		q := inheritKind(testproc.Args()[0])
 		ctx, cancel := helperCtx()
 		defer cancel()
 		var got []item
@@ -257,29 +257,30 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// kinds are the queues every semantic test runs over.
-var kinds = []struct {
-	name    string
-	maxsize int
-}{
-	{"unbounded", 0},
-	{"bounded", 64},
+// kinds are the queues the semantic tests shared by every queue kind run
+// over: those of the crash matrix, with a bounded queue small enough to
+// fill.
+var kinds = []queueKind{
+	{name: "simplequeue", sync: true},
+	{name: "queue"},
+	{name: "bounded", maxsize: 64},
+	{name: "joinable"},
 }
 
 // TestManyProducersConsumers: 3 producer and 3 consumer processes on one
-// queue; every item arrives exactly once, intact.
+// queue, of every kind; every item arrives exactly once, intact.
 func TestManyProducersConsumers(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
 			testproc.CheckFDs(t)
 			const producers, consumers, n = 3, 3, 5000
-			q := newQueue[item](t, k.maxsize)
+			q := k.create(t, 0)
 			var cons, prods []*child
 			for range consumers {
-				cons = append(cons, start(t, "consume", []sharer{q}))
+				cons = append(cons, start(t, "consume", []sharer{q}, k.name))
 			}
 			for p := range producers {
-				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
+				prods = append(prods, start(t, "produce", []sharer{q}, k.name, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 			}
 			for _, c := range prods {
 				assert.Equal(t, []string{"put"}, c.Wait(t))
@@ -303,23 +304,22 @@ func TestManyProducersConsumers(t *testing.T) {
 			}
 			require.Len(t, seen, producers*n, "items delivered")
 			assert.True(t, q.Empty(), "the queue is empty at the end")
-			assert.Equal(t, 0, q.Qsize())
 		})
 	}
 }
 
 // TestFIFOPerProducer: with one consumer, each of 3 producers' items
-// arrive in the order it put them.
+// arrive in the order it put them, for every kind of queue.
 func TestFIFOPerProducer(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
 			testproc.CheckFDs(t)
 			const producers, n = 3, 5000
-			q := newQueue[item](t, k.maxsize)
-			cons := start(t, "consume", []sharer{q})
+			q := k.create(t, 0)
+			cons := start(t, "consume", []sharer{q}, k.name)
 			var prods []*child
 			for p := range producers {
-				prods = append(prods, start(t, "produce", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
+				prods = append(prods, start(t, "produce", []sharer{q}, k.name, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
 			}
 			for _, c := range prods {
 				assert.Equal(t, []string{"put"}, c.Wait(t))
@@ -378,7 +378,7 @@ func TestChildPutsAndExits(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/maxsize=%d", end, maxsize), func(t *testing.T) {
 				testproc.CheckFDs(t)
 				q := newQueue[item](t, maxsize)
-				c := start(t, "produce", []sharer{q}, "7", strconv.Itoa(n), "32", end)
+				c := start(t, "produce", []sharer{q}, "queue", "7", strconv.Itoa(n), "32", end)
 				require.Equal(t, "put", c.Line(t), "every Put returned")
 				exited := make(chan []string, 1)
 				go func() { exited <- c.Wait(t) }()
@@ -415,9 +415,9 @@ func TestBoundedSizes(t *testing.T) {
 	_, err := q.TryGet()
 	assert.ErrorIs(t, err, queue.ErrEmpty)
 
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "7", "0", "close").Wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "queue", "1", "7", "0", "close").Wait(t))
 	sizes(7, false, false)
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "2", "3", "0", "close").Wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "queue", "2", "3", "0", "close").Wait(t))
 	sizes(maxsize, false, true)
 	assert.ErrorIs(t, q.TryPut(newItem(0, 0, 0)), queue.ErrFull)
 	assert.Equal(t, []string{"full"}, start(t, "try-put", []sharer{q}, "3", "0").Wait(t))
@@ -450,7 +450,7 @@ func TestUnboundedQsize(t *testing.T) {
 	q := newQueue[item](t, 0)
 	assert.Equal(t, 0, q.Qsize())
 	assert.True(t, q.Empty())
-	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "100", "8", "close").Wait(t))
+	assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "queue", "1", "100", "8", "close").Wait(t))
 	assert.Equal(t, 100, q.Qsize())
 	assert.False(t, q.Empty())
 	assert.False(t, q.Full(), "an unbounded queue is never full")
@@ -495,14 +495,14 @@ func TestContext(t *testing.T) {
 		_, err = q.Get(ctx)
 		assert.ErrorIs(t, err, context.Canceled, "a Get with an ended ctx")
 
-		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", "1", "0", "close").Wait(t))
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "queue", "1", "1", "0", "close").Wait(t))
 		assert.Equal(t, []string{"got 1 0"}, start(t, "wait-get", []sharer{q}, "10000").Wait(t))
 	})
 	t.Run("put", func(t *testing.T) {
 		testproc.CheckFDs(t)
 		const maxsize = 5
 		q := newQueue[item](t, maxsize)
-		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "1", strconv.Itoa(maxsize), "0", "close").Wait(t))
+		assert.Equal(t, []string{"put"}, start(t, "produce", []sharer{q}, "queue", "1", strconv.Itoa(maxsize), "0", "close").Wait(t))
 		require.True(t, q.Full())
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
@@ -570,7 +570,7 @@ func TestBigItemsInOrder(t *testing.T) {
 	testproc.CheckFDs(t)
 	const n, size = 12, 3 << 20
 	q := newQueue[item](t, 0)
-	c := start(t, "produce", []sharer{q}, "5", strconv.Itoa(n), strconv.Itoa(size), "close")
+	c := start(t, "produce", []sharer{q}, "queue", "5", strconv.Itoa(n), strconv.Itoa(size), "close")
 	ctx := ctxT(t, 30*time.Second)
 	for i := range n {
 		v, err := q.Get(ctx)

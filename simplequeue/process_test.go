@@ -1,7 +1,6 @@
 package simplequeue_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,9 +21,11 @@ import (
 
 // The tests of this file cross process boundaries: the test process shares
 // a queue with helper processes (re-executions of the test binary, see
-// testproc), which open it with simplequeue.Inherit. What a crash costs
-// is tested for every queue kind at once, by the crash matrix in package
-// queue's tests (queue/crash_test.go).
+// testproc), which open it with simplequeue.Inherit. What every queue kind
+// shares (exactly-once delivery to many processes, FIFO per producer, what
+// a crash costs) is tested for all kinds at once in package queue's tests
+// (queue/process_test.go, queue/crash_test.go); this file tests what is
+// simplequeue's own.
 
 // msg is what the tests send: a testitem.Item, whose body and checksum let
 // any process tell a corrupted or misdelivered item.
@@ -73,30 +74,6 @@ func init() {
 		default:
 			testproc.Fatalf("unknown end %q", end)
 		}
-	})
-	// sq-consume: get items until one with I == last; check each, Close,
-	// and print "P I" for each item, in the order received.
-	testproc.Register("sq-consume", func() {
-		q := inheritQ()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		var got []msg
-		for {
-			m, err := q.Get(ctx)
-			testproc.Check(err, "get")
-			if m.I == last {
-				break
-			}
-			testproc.Check(m.Check(), "check")
-			m.B = nil
-			got = append(got, m)
-		}
-		testproc.Check(q.Close(), "close")
-		w := bufio.NewWriter(os.Stdout)
-		for _, m := range got {
-			fmt.Fprintf(w, "%d %d\n", m.P, m.I)
-		}
-		testproc.Check(w.Flush(), "write")
 	})
 	// sq-put-bad: put values that cannot be encoded, then "good"; print
 	// each Put's outcome.
@@ -206,17 +183,6 @@ func run(t *testing.T, helper string, shares []sharer, args ...string) *child {
 
 type msgID struct{ p, i int }
 
-func parseMsgIDs(t *testing.T, lines []string) []msgID {
-	t.Helper()
-	ids := make([]msgID, 0, len(lines))
-	for _, l := range lines {
-		var v msgID
-		_, err := fmt.Sscanf(l, "%d %d", &v.p, &v.i)
-		require.NoError(t, err, "line %q", l)
-		ids = append(ids, v)
-	}
-	return ids
-}
 
 func newQ[T any](t *testing.T) *simplequeue.Queue[T] {
 	t.Helper()
@@ -230,67 +196,6 @@ func timeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// TestProducersAndConsumers: 3 producer and 3 consumer processes on one
-// queue; every item arrives exactly once, intact.
-func TestProducersAndConsumers(t *testing.T) {
-	testproc.CheckFDs(t)
-	const producers, consumers, n = 3, 3, 3000
-	q := newQ[msg](t)
-	var cons, prods []*child
-	for range consumers {
-		cons = append(cons, run(t, "sq-consume", []sharer{q}))
-	}
-	for p := range producers {
-		prods = append(prods, run(t, "sq-put", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
-	}
-	for _, c := range prods {
-		assert.Len(t, c.Wait(t), 20, "progress lines")
-	}
-	for range consumers {
-		require.NoError(t, q.Put(context.Background(), msg{I: last}))
-	}
-	seen := make(map[msgID]int)
-	for c, ch := range cons {
-		ids := parseMsgIDs(t, ch.Wait(t))
-		t.Logf("consumer %d got %d items", c, len(ids))
-		for _, v := range ids {
-			seen[v]++
-		}
-	}
-	for p := range producers {
-		for i := range n {
-			require.Equal(t, 1, seen[msgID{p, i}], "deliveries of item %d/%d", p, i)
-		}
-	}
-	require.Len(t, seen, producers*n)
-	assert.True(t, q.Empty())
-}
-
-// TestOrderPerProducer: with one consumer, each of 3 producers' items
-// arrive in the order it put them.
-func TestOrderPerProducer(t *testing.T) {
-	testproc.CheckFDs(t)
-	const producers, n = 3, 3000
-	q := newQ[msg](t)
-	cons := run(t, "sq-consume", []sharer{q})
-	var prods []*child
-	for p := range producers {
-		prods = append(prods, run(t, "sq-put", []sharer{q}, strconv.Itoa(p), strconv.Itoa(n), "16", "close"))
-	}
-	for _, c := range prods {
-		c.Wait(t)
-	}
-	require.NoError(t, q.Put(context.Background(), msg{I: last}))
-	next := make([]int, producers)
-	for _, v := range parseMsgIDs(t, cons.Wait(t)) {
-		require.Equal(t, next[v.p], v.i, "producer %d's next item", v.p)
-		next[v.p]++
-	}
-	for p := range producers {
-		assert.Equal(t, n, next[p], "items of producer %d", p)
-	}
 }
 
 // TestUnencodableRefused: a value that cannot be encoded fails in the Put
