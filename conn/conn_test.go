@@ -725,7 +725,12 @@ func TestPoll(t *testing.T) {
 
 		for _, d := range []time.Duration{time.Minute, -1} {
 			done := goSend(func() error {
-				time.Sleep(20 * time.Millisecond)
+				// Poll waits, then the message comes.
+				for deadline := time.Now().Add(10 * time.Second); testproc.BlockedIn("conn.(*Conn).Poll") == 0; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						return errors.New("Poll did not wait")
+					}
+				}
 				return tx.Send("later")
 			})
 			ok, err = rx.Poll(d)
