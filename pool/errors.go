@@ -23,8 +23,10 @@ var (
 	ErrRunning = errors.New("pool: Join before Close or Terminate")
 	// ErrWorkerLost is wrapped by the [TaskError] of each input of a chunk
 	// whose worker died [Config.MaxTries] times in a row while running
-	// it. The error also says how the last worker ended (an error of
-	// package process: test with errors.As). Test with errors.Is.
+	// it, or while starting (before it was ready), and by the error of
+	// [New] when a worker died while starting. The error also says how the
+	// last worker ended (an error of package process: test with
+	// errors.As). Test with errors.Is.
 	ErrWorkerLost = errors.New("pool: worker lost")
 	// ErrPanic is wrapped by the [TaskError] of an input whose task
 	// panicked in the worker. Test with errors.Is.

@@ -348,7 +348,13 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	if err != nil {
 		cancel()
 		mine.Close()
-		return nil, fmt.Errorf("pool: start a worker: %w", err)
+		if p.ctx.Err() != nil {
+			return nil, p.stopErr()
+		}
+		if errors.Is(err, process.ErrNoMain) {
+			return nil, fmt.Errorf("pool: start a worker: %w", err) // the program's mistake
+		}
+		return nil, fmt.Errorf("%w: start a worker: %w", ErrWorkerLost, err)
 	}
 	w := &worker{cmd: cmd, conn: mine, cancel: cancel}
 	var h hello
@@ -360,7 +366,7 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 		if werr == nil {
 			werr = err
 		}
-		return nil, fmt.Errorf("pool: a worker exited before it was ready: %w", werr)
+		return nil, fmt.Errorf("%w: a worker exited before it was ready: %w", ErrWorkerLost, werr)
 	}
 	if h.Msg != "" {
 		p.reap(w, false) // it exits by itself
