@@ -59,7 +59,7 @@ const (
 	// MaxLen is the largest record.
 	MaxLen = slotStride - headerLen
 	// readAhead is how much of each slot a read takes in one pread.
-	readAhead = 4096
+	readAhead = 1024
 )
 
 var magic = [4]byte{'m', 'p', 'r', 'c'}
