@@ -3,9 +3,9 @@
 // with [NewBounded], BoundedSemaphore.
 //
 //	s, err := semaphore.New(3)          // parent
-//	err = s.Share(cmd, "slots")         // before cmd.Start
+//	err = s.Share(cmd, "seats")         // before cmd.Start
 //
-//	s, err := semaphore.Inherit("slots") // child
+//	s, err := semaphore.Inherit("seats") // child
 //	if err := s.Acquire(ctx); err != nil { ... }
 //	defer s.Release()
 //

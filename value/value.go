@@ -20,18 +20,18 @@
 // encoded fails in New, Store or Update, and changes nothing) into a
 // record kept in a memfd, an anonymous file in memory that children
 // inherit like a pipe, read with pread(2) and written with pwrite(2) (never
-// mapped: no shared memory). The record has two slots written in turn,
+// mapped: no shared memory). The record has two copies written in turn,
 // each with a sequence number and a CRC (internal/record). Update holds
 // flock(2) on the memfd (internal/plock, the mechanism of lock.Lock),
-// reads the current slot, runs fn and writes the result into the other
-// slot in one pwrite. Load takes no lock: it reads both slots and keeps the
+// reads the current copy, runs fn and writes the result over the other
+// copy in one pwrite. Load takes no lock: it reads both copies and keeps the
 // newest whose CRC matches.
 //
 // # Crashes
 //
 // A process killed at any moment, SIGKILL included, also in the middle of
 // an Update's write, leaves the value readable and holding the old value or
-// the new one, never a mix and never nothing: the half-written slot's CRC
+// the new one, never a mix and never nothing: the half-written copy's CRC
 // does not match, and readers take the other one. The kernel drops the
 // dead process's flock, so the others go on at once (a process already
 // waiting to update notices within 100 ms). Python's Value, in the same

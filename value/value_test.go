@@ -181,7 +181,7 @@ func TestKilledInUpdate(t *testing.T) {
 	require.NoError(t, err)
 	defer v.Close()
 	prev := int64(-1)
-	for round := range 8 {
+	for round := range 5 {
 		child := testproc.StartLines(t, func() *exec.Cmd {
 			cmd := testproc.Command(t, "spin")
 			require.NoError(t, v.Share(cmd, "a"))

@@ -9,22 +9,22 @@
 // holds it, and lost with that process if it dies. The record lives
 // instead in a memfd (an anonymous file in memory, passed to children like
 // a pipe and read with pread(2) and written with pwrite(2); it is never
-// mapped, so there is no shared memory), in two slots written in turn:
+// mapped, so there is no shared memory), in two copies written in turn:
 //
-//	slot i (i = 0, 1) at offset i<<32:
+//	copy i (i = 0, 1) at offset i<<32:
 //	offset  size  field
 //	0       4     magic "mprc"
 //	4       4     CRC-32C of bytes 8..24+len
-//	8       8     seq, big-endian: the slot holding the higher valid seq is current
+//	8       8     seq, big-endian: the copy holding the higher valid seq is current
 //	16      8     len, big-endian
 //	24      len   the data
 //
 // A writer holds the lock (package plock, flock on the memfd), reads the
-// current slot (seq s), and writes the new data with seq s+1 into the other
-// slot with one pwrite. Until that pwrite is complete the other slot's CRC
-// does not match and readers take slot s: a process killed at any moment
+// current copy (seq s), and writes the new data with seq s+1 into the other
+// copy with one pwrite. Until that pwrite is complete the other copy's CRC
+// does not match and readers take copy s: a process killed at any moment
 // leaves the old data or the new, never nothing, and the kernel releases
-// its lock. Readers need no lock: they read both slots and take the
+// its lock. Readers need no lock: they read both copies and take the
 // highest seq whose CRC matches.
 //
 // # Live holders
@@ -52,13 +52,13 @@ import (
 )
 
 const (
-	slotStride = 1 << 32 // slot i begins at i*slotStride
+	copyStride = 1 << 32 // copy i begins at i*copyStride
 	headerLen  = 24
 	metaOffset = 2 << 32 // the meta block: 4-byte length, bytes; written once
 	liveOffset = 3 << 32 // the bytes whose record locks mark live holders
 	// MaxLen is the largest record.
-	MaxLen = slotStride - headerLen
-	// readAhead is how much of each slot a read takes in one pread.
+	MaxLen = copyStride - headerLen
+	// readAhead is how much of each copy a read takes in one pread.
 	readAhead = 1024
 )
 
@@ -139,7 +139,7 @@ func New(name string, meta, data []byte) (*Record, error) {
 		closeAll(mem, wr, ww)
 		return nil, fail(os.NewSyscallError("pwrite", err))
 	}
-	if err := writeSlot(mfd, 1, data); err != nil {
+	if err := writeCopy(mfd, 1, data); err != nil {
 		closeAll(mem, wr, ww)
 		return nil, err
 	}
@@ -269,58 +269,58 @@ func (r *Record) pread(b []byte, off int64) error {
 	return nil
 }
 
-// slot is what a read found in one slot.
-type slot struct {
+// version is what a read found in one copy.
+type version struct {
 	seq  uint64
 	data []byte
 	ok   bool
 }
 
-// readSlot reads slot i and checks it. A slot being written, or left half
+// readCopy reads copy i and checks it. A copy being written, or left half
 // written by a dead writer, is not ok.
-func (r *Record) readSlot(i int, buf []byte) (slot, error) {
-	off := int64(i) * slotStride
+func (r *Record) readCopy(i int, buf []byte) (version, error) {
+	off := int64(i) * copyStride
 	buf = buf[:readAhead]
 	n, err := unix.Pread(r.own, buf, off)
 	for err == unix.EINTR {
 		n, err = unix.Pread(r.own, buf, off)
 	}
 	if err != nil {
-		return slot{}, fail(os.NewSyscallError("pread", err))
+		return version{}, fail(os.NewSyscallError("pread", err))
 	}
 	if n < headerLen || [4]byte(buf[0:4]) != magic {
-		return slot{}, nil
+		return version{}, nil
 	}
 	seq := binary.BigEndian.Uint64(buf[8:16])
 	ln := binary.BigEndian.Uint64(buf[16:24])
 	if ln > MaxLen {
-		return slot{}, nil
+		return version{}, nil
 	}
 	whole := buf[:n]
 	if uint64(n) < headerLen+ln {
 		whole = make([]byte, headerLen+ln)
 		copy(whole, buf[:n])
 		if err := r.pread(whole[n:], off+int64(n)); err != nil {
-			return slot{}, err
+			return version{}, err
 		}
 	}
 	whole = whole[:headerLen+ln]
 	if crc32.Checksum(whole[8:], castagnoli) != binary.BigEndian.Uint32(whole[4:8]) {
-		return slot{}, nil
+		return version{}, nil
 	}
-	return slot{seq: seq, data: whole[headerLen:], ok: true}, nil
+	return version{seq: seq, data: whole[headerLen:], ok: true}, nil
 }
 
-// current returns the current slot: the valid one with the higher seq.
-func (r *Record) current() (slot, error) {
+// current returns the current copy: the valid one with the higher seq.
+func (r *Record) current() (version, error) {
 	var b0, b1 [readAhead]byte
-	s0, err := r.readSlot(0, b0[:])
+	s0, err := r.readCopy(0, b0[:])
 	if err != nil {
-		return slot{}, err
+		return version{}, err
 	}
-	s1, err := r.readSlot(1, b1[:])
+	s1, err := r.readCopy(1, b1[:])
 	if err != nil {
-		return slot{}, err
+		return version{}, err
 	}
 	switch {
 	case s0.ok && (!s1.ok || s0.seq > s1.seq):
@@ -328,17 +328,17 @@ func (r *Record) current() (slot, error) {
 	case s1.ok:
 		return s1, nil
 	}
-	return slot{}, nil
+	return version{}, nil
 }
 
-func writeSlot(fd int, seq uint64, data []byte) error {
+func writeCopy(fd int, seq uint64, data []byte) error {
 	b := make([]byte, headerLen+len(data))
 	copy(b[0:4], magic[:])
 	binary.BigEndian.PutUint64(b[8:16], seq)
 	binary.BigEndian.PutUint64(b[16:24], uint64(len(data)))
 	copy(b[headerLen:], data)
 	binary.BigEndian.PutUint32(b[4:8], crc32.Checksum(b[8:], castagnoli))
-	off := int64(seq%2) * slotStride
+	off := int64(seq%2) * copyStride
 	for len(b) > 0 {
 		n, err := unix.Pwrite(fd, b, off)
 		if err == unix.EINTR {
@@ -352,9 +352,9 @@ func writeSlot(fd int, seq uint64, data []byte) error {
 	return nil
 }
 
-// Load returns the current data, without the lock: it reads both slots
+// Load returns the current data, without the lock: it reads both copies
 // and keeps the valid one with the higher seq. When a writer was rewriting
-// both slots while it read (two updates during one Load), it reads again,
+// both copies while it read (two updates during one Load), it reads again,
 // and after a few tries takes the lock.
 func (r *Record) Load(ctx context.Context) ([]byte, error) {
 	if data, ok, err := r.tryLoad(); ok || err != nil {
@@ -405,7 +405,7 @@ func (r *Record) update(fn func(old []byte) ([]byte, error)) error {
 		return err
 	}
 	if !s.ok {
-		// Under the lock no writer is under way: both slots are bad.
+		// Under the lock no writer is under way: both copies are bad.
 		return fail(ErrCorrupt)
 	}
 	data, err := fn(s.data)
@@ -415,7 +415,7 @@ func (r *Record) update(fn func(old []byte) ([]byte, error)) error {
 	if len(data) > MaxLen {
 		return fail(ErrTooLong)
 	}
-	return writeSlot(r.own, s.seq+1, data)
+	return writeCopy(r.own, s.seq+1, data)
 }
 
 func (r *Record) lock(ctx context.Context) error {
