@@ -23,10 +23,10 @@ const connName = "mproc_pool"
 const maxKeptBuf = 1 << 20
 
 // workerMain is the function of package process that a worker runs. Its
-// arguments name the task function and the initializer ("" for none).
+// argument names the initializer ("" for none).
 func workerMain(ctx context.Context) error {
 	args := process.Args()
-	if len(args) != 2 {
+	if len(args) != 1 {
 		return fmt.Errorf("pool: worker started with arguments %q", args)
 	}
 	c, err := conn.Inherit(connName)
@@ -34,16 +34,10 @@ func workerMain(ctx context.Context) error {
 		return fmt.Errorf("pool: worker: %w", err)
 	}
 	defer c.Close()
-	srv, ok := lookup(args[0])
-	if !ok {
-		h := hello{Unregistered: true, Msg: fmt.Sprintf("no task function registered as %q in the worker (call pool.Register at package level or in init)", args[0])}
-		c.Send(h)
-		return fmt.Errorf("%w: %s", ErrNotRegistered, h.Msg)
-	}
-	if args[1] != "" {
-		in, ok := lookupInit(args[1])
+	if args[0] != "" {
+		in, ok := lookupInit(args[0])
 		if !ok {
-			h := hello{Unregistered: true, Msg: fmt.Sprintf("no initializer registered as %q in the worker (call pool.RegisterInit at package level or in init)", args[1])}
+			h := hello{Unregistered: true, Msg: fmt.Sprintf("no initializer registered as %q in the worker (call pool.RegisterInit at package level or in init)", args[0])}
 			c.Send(h)
 			return fmt.Errorf("%w: %s", ErrNotRegistered, h.Msg)
 		}
@@ -55,13 +49,18 @@ func workerMain(ctx context.Context) error {
 	if err := c.SendContext(ctx, hello{}); err != nil {
 		return fmt.Errorf("pool: worker: %w", err)
 	}
-	return srv.serve(ctx, c)
+	return serve(ctx, c)
 }
 
-// serve runs chunks until the pool closes the connection (io.EOF: the
-// worker retires) or stops the worker.
-func (f *Func[In, Out]) serve(ctx context.Context, c *conn.Conn) error {
-	var buf []byte
+// serve runs chunks, of whichever task functions they name, until the pool
+// closes the connection (io.EOF: the worker retires) or stops the worker.
+func serve(ctx context.Context, c *conn.Conn) error {
+	var (
+		buf   []byte
+		name  string // of the last chunk's function
+		srv   server
+		known bool
+	)
 	for {
 		b, err := c.RecvBytesContext(ctx)
 		switch {
@@ -72,22 +71,21 @@ func (f *Func[In, Out]) serve(ctx context.Context, c *conn.Conn) error {
 		case err != nil:
 			return fmt.Errorf("pool: worker: %w", err)
 		}
-		in, err := readChunk[In](b)
+		fname, in, err := readChunkName(b)
 		if err != nil {
 			return fmt.Errorf("pool: worker: decode inputs: %w", err)
 		}
-		out := make([]Out, len(in))
-		var errs []taskErr
-		for i := 0; i < len(in); {
-			i = f.run(ctx, in, out, i, &errs)
+		if fname != name || !known {
+			name = fname
+			srv, known = lookup(fname)
+		}
+		if !known {
+			buf = appendRefusal(buf[:0], fmt.Sprintf("no task function registered as %q in the worker (call pool.Register at package level or in init)", fname))
+		} else if buf, err = srv.runChunk(ctx, in, buf[:0]); err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err() // the pool stopped this worker and will not read the result
-		}
-		if buf, err = appendResult(buf[:0], out, errs); err != nil {
-			if buf, err = encodeEach(buf[:0], out, errs); err != nil {
-				return fmt.Errorf("pool: worker: encode results: %w", err)
-			}
 		}
 		if err := c.SendBytesContext(ctx, buf); err != nil {
 			if ctx.Err() != nil {
@@ -99,6 +97,30 @@ func (f *Func[In, Out]) serve(ctx context.Context, c *conn.Conn) error {
 			buf = nil
 		}
 	}
+}
+
+// runChunk runs the function on the inputs of one chunk message and
+// appends the result message to buf.
+func (f *Func[In, Out]) runChunk(ctx context.Context, b, buf []byte) ([]byte, error) {
+	in, err := readChunk[In](b)
+	if err != nil {
+		return buf, fmt.Errorf("pool: worker: decode inputs: %w", err)
+	}
+	out := make([]Out, len(in))
+	var errs []taskErr
+	for i := 0; i < len(in); {
+		i = f.run(ctx, in, out, i, &errs)
+	}
+	if ctx.Err() != nil {
+		return buf, nil
+	}
+	res, err := appendResult(buf, out, errs)
+	if err != nil {
+		if res, err = encodeEach(buf, out, errs); err != nil {
+			return buf, fmt.Errorf("pool: worker: encode results: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // run runs the task function on in[i:], the outputs going to out and the

@@ -1,6 +1,7 @@
-// Package pool is a pool of worker processes running one registered
-// function, the Go counterpart of Python's multiprocessing.Pool, built on
-// package process; unlike Python's, it never hangs when a worker dies.
+// Package pool runs registered functions in a set of worker processes:
+// the Go counterpart of Python's multiprocessing.Pool and of
+// concurrent.futures.ProcessPoolExecutor, built on package process; unlike
+// Python's, it never hangs when a worker dies.
 //
 // A task function is registered where both the parent and the workers
 // (the same program, executed again) run it, and main starts with
@@ -22,26 +23,51 @@
 // so they are values, as with Python's pickling: a task sees a copy of its
 // input, and the caller a copy of its output.
 //
+// # One executor, any function
+//
+// The workers belong to an [Executor], which serves every registered
+// function: each chunk of inputs names its function, and a worker runs
+// whichever it is given. A [Pool] is one function on an executor; [New]
+// starts an executor for it, and [Bind] gives the Pool of another function
+// on an executor already running, so that one set of workers runs a whole
+// program's tasks:
+//
+//	ex, err := pool.NewExecutor(ctx, pool.Config{Init: setup})
+//	defer ex.Terminate()
+//	t := pool.Bind(ex, square).Submit(ctx, 7)        // a future
+//	out, err := pool.Bind(ex, resize).Map(ctx, jobs)
+//	for t := range pool.AsCompleted(ctx, tasks...) { ... }
+//
+// [Pool.Imap] and [Pool.ImapUnordered] take an iter.Seq and hold at most
+// [Pool.WithInFlight] inputs taken from it and not yet yielded, so that an
+// input of ten million items, or an endless one, runs in constant memory.
+// [Pool.WithChunkSize] sets the chunk size of one call.
+//
 // # From Python
 //
 //	Pool(processes=n)                  New(ctx, fn, Config{Workers: n})
+//	ProcessPoolExecutor(max_workers=n) NewExecutor(ctx, Config{Workers: n})
 //	Pool(initializer=f, initargs=a)    Config{Init: RegisterInit("f", f), Shares: {"name": obj}}
 //	Pool(maxtasksperchild=m)           Config{MaxTasksPerChild: m}
-//	p.map(f, xs, chunksize=c)          p.Map(ctx, xs) with Config{ChunkSize: c}
-//	p.imap(f, xs)                      for out, err := range p.Imap(ctx, xs)
-//	p.imap_unordered(f, xs)            for out, err := range p.ImapUnordered(ctx, xs)
+//	p.map(f, xs, chunksize=c)          p.WithChunkSize(c).Map(ctx, xs)
+//	p.imap(f, it, chunksize=c)         for out, err := range p.WithChunkSize(c).Imap(ctx, seq)
+//	p.imap_unordered(f, it)            for out, err := range p.ImapUnordered(ctx, seq)
 //	p.apply(f, (x,))                   p.Apply(ctx, x)
-//	r = p.apply_async(f, (x,))         t := p.Go(ctx, x)
-//	r.get(timeout=s)                   t.Wait(ctx) with a deadline
+//	r = p.apply_async(f, (x,))         t := p.Submit(ctx, x)
+//	fut = ex.submit(f, x)              t := Bind(ex, f).Submit(ctx, x)
+//	r.get(timeout=s), fut.result()     t.Wait(ctx) with a deadline
+//	fut.done(), add_done_callback      t.Done() (a channel, for select)
+//	as_completed(futs)                 for t := range AsCompleted(ctx, tasks...)
 //	p.map_async(f, xs)                 go func() { out, err := p.Map(ctx, xs) ... }()
 //	p.starmap(f, [(a, b), ...])        a struct input type
 //	p.close(); p.join()                p.Close(); p.Join(ctx)
+//	ex.shutdown(wait=True)             ex.Close(); ex.Join(ctx)
 //	p.terminate()                      p.Terminate()
 //	with Pool() as p:                  p, err := New(...); defer p.Terminate()
+//	log_to_stderr(logging.DEBUG)       MPROC_DEBUG=1, or Config.Logger
 //
-// The function is given to New once, not to each call: a pool runs one
-// function (Python's pools take any picklable function per call, which Go
-// cannot send). Its name, not its code, reaches the workers.
+// A function is a registered handle, not a value sent per call: Go cannot
+// send code. Its name, not its code, reaches the workers.
 //
 // # Sharing objects with the workers
 //
@@ -104,10 +130,10 @@
 // # Chunks
 //
 // Map, Imap and ImapUnordered cut their inputs in chunks of
-// [Config.ChunkSize] consecutive inputs, by default Python's rule for
-// map: ceil(len(inputs) / (4 * Workers)), about four chunks per worker.
-// (Python's imap defaults to one input per chunk because its input is an
-// iterator of unknown length; ours is a slice.) Small tasks want big
+// consecutive inputs: [Pool.WithChunkSize], else [Config.ChunkSize], else
+// Python's rules: for Map ceil(len(inputs) / (4 * Workers)), about four
+// chunks per worker; for Imap and ImapUnordered, whose input is a
+// sequence of unknown length, one input per chunk. Small tasks want big
 // chunks, since each chunk costs a round trip to a worker (a few tens of
 // microseconds); unequal tasks want small ones, so that no worker is left
 // with a long tail. A worker runs the inputs of a chunk one after the
@@ -126,10 +152,10 @@
 // stops sending chunks: those already running finish and their results
 // are dropped.
 //
-// The ctx given to [New] bounds the pool: when it ends, the pool
-// terminates. [Pool.Terminate] stops every worker the same way and waits
-// until none is left. [Pool.Close] is Python's close: no new calls, the
-// calls already made run to their end, then the workers exit; [Pool.Join]
+// The ctx given to [NewExecutor] (or [New]) bounds the executor: when it ends, it
+// terminates. [Executor.Terminate] stops every worker the same way and waits
+// until none is left. [Executor.Close] is Python's close: no new calls, the
+// calls already made run to their end, then the workers exit; [Executor.Join]
 // waits for that. That Close interrupts nobody, unlike the Close of a
 // connection or queue, is Python's meaning of close for a pool; Terminate
 // is the one that wakes every caller. Workers, like every process child
@@ -137,15 +163,20 @@
 // if it is killed. A pool left running holds its processes and goroutines:
 // always Terminate it, or Close and Join it.
 //
-// A worker that leaves (the pool closed or terminated, or the worker
+// A worker that leaves (the executor closed or terminated, or the worker
 // retired after MaxTasksPerChild) first flushes the queues of
 // [Config.Shares] it put items on, and is not stopped while it does,
 // however long the consumer takes, up to [Config.FlushTimeout]; a flush
-// that does not complete makes [Pool.Join] return an error wrapping
+// that does not complete makes [Executor.Join] return an error wrapping
 // [ErrFlush], never a silent loss.
 //
-// # Progress
+// # Progress and logging
 //
 // [Config.Progress] is called with (done, total) counted in inputs as
 // chunks finish; examples/pool-progress draws a progress bar with it.
+// [Config.Logger] receives Debug records of the machinery: each worker
+// started and exited (with its pid), a worker replaced and why, a chunk
+// given to a fresh worker after its worker died. MPROC_DEBUG=1 in the
+// environment writes them to stderr without a Logger (Python's
+// log_to_stderr).
 package pool

@@ -10,15 +10,15 @@ import (
 )
 
 var (
-	// ErrClosed is returned by a call made after [Pool.Close]. Test with
+	// ErrClosed is returned by a call made after [Executor.Close]. Test with
 	// errors.Is.
 	ErrClosed = errors.New("pool: closed")
-	// ErrTerminated is returned by a call that [Pool.Terminate], or the end
+	// ErrTerminated is returned by a call that [Executor.Terminate], or the end
 	// of the context given to [New], interrupted or came after. In the
 	// second case the error also wraps the context's error. Test with
 	// errors.Is.
 	ErrTerminated = errors.New("pool: terminated")
-	// ErrRunning is returned by [Pool.Join] on a pool that is neither
+	// ErrRunning is returned by [Executor.Join] on a pool that is neither
 	// closed nor terminated: Join would wait forever. Test with errors.Is.
 	ErrRunning = errors.New("pool: Join before Close or Terminate")
 	// ErrWorkerLost is wrapped by the [TaskError] of each input of a chunk
@@ -42,12 +42,12 @@ var (
 	// holds one fails its task in the worker, with the same text. Test
 	// with errors.Is.
 	ErrNotSendable = share.ErrNotSendable
-	// ErrNotRegistered is returned by [New] when a worker has no task
-	// function or initializer registered under the name the parent gave
-	// (a Register call that runs in the parent only). Test with
-	// errors.Is.
+	// ErrNotRegistered is wrapped by the [TaskError]s of a call whose
+	// task function the workers do not know, and returned by
+	// [NewExecutor] when they do not know its initializer (a Register
+	// call that runs in the parent only). Test with errors.Is.
 	ErrNotRegistered = errors.New("pool: not registered in the worker")
-	// ErrFlush is wrapped by the error of [Pool.Join] when a worker that
+	// ErrFlush is wrapped by the error of [Executor.Join] when a worker that
 	// exited (closed, retired or terminated) did not complete the flush of
 	// the queues it had put items on: its [Config.FlushTimeout] ran out,
 	// or a queue failed. Items may be lost. It is process.ErrFlush. Test

@@ -80,7 +80,7 @@ func ExamplePool_ImapUnordered() {
 	defer p.Terminate()
 
 	var got []string
-	for s, err := range p.ImapUnordered(ctx, []string{"b", "a", "c"}) {
+	for s, err := range p.ImapUnordered(ctx, slices.Values([]string{"b", "a", "c"})) {
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -91,8 +91,8 @@ func ExamplePool_ImapUnordered() {
 	// Output: [A B C]
 }
 
-// Go submits a task and returns at once, like Python's apply_async.
-func ExamplePool_Go() {
+// Submit submits a task and returns at once, like Python's apply_async.
+func ExamplePool_Submit() {
 	ctx := context.Background()
 	p, err := pool.New(ctx, cube, pool.Config{Workers: 1})
 	if err != nil {
@@ -100,7 +100,7 @@ func ExamplePool_Go() {
 	}
 	defer p.Terminate()
 
-	t := p.Go(ctx, 10)
+	t := p.Submit(ctx, 10)
 	// ... other work ...
 	v, err := t.Wait(ctx)
 	fmt.Println(v, err)

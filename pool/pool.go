@@ -2,218 +2,124 @@ package pool
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"iter"
-	"log/slog"
-	"runtime"
 	"sync"
-	"time"
-
-	"github.com/mproc-go/mproc/internal/debuglog"
-	"github.com/mproc-go/mproc/internal/share"
-	"github.com/mproc-go/mproc/process"
 )
 
-// DefaultMaxTries is how many times a chunk is given to a worker, unless
-// [Config.MaxTries] says otherwise, before its inputs fail with
-// [ErrWorkerLost].
-const DefaultMaxTries = 3
-
-// Config is the configuration of a [Pool]. The zero value is a pool with
-// one worker per CPU it may use and the defaults below.
-type Config struct {
-	// Workers is the number of worker processes; 0 means
-	// runtime.GOMAXPROCS(0), which follows a container's CPU quota.
-	Workers int
-	// ChunkSize is the number of inputs sent to a worker at a time by
-	// Map, Imap and ImapUnordered. 0 means Python's rule for map: about
-	// four chunks per worker, ceil(len(inputs) / (4 * Workers)).
-	ChunkSize int
-	// MaxTasksPerChild, when positive, replaces a worker by a fresh one
-	// once it has run that many inputs (Python's maxtasksperchild). A
-	// chunk is never split: the worker retires after the chunk in which
-	// it reaches the number.
-	MaxTasksPerChild int
-	// MaxTries is how many times a chunk is given to a worker when
-	// workers die running it (killed, crashed, exited); after that, its
-	// inputs fail with ErrWorkerLost. 0 means DefaultMaxTries; 1 means
-	// no second try.
-	MaxTries int
-	// Init, if not nil, runs in each worker before its first task; see
-	// RegisterInit.
-	Init *Init
-	// Shares are objects every worker inherits under their names (a
-	// lock.Lock, a queue, a conn.Conn), typically picked up by Init. The
-	// pool shares them with each worker it starts (as with process.Keep:
-	// it closes none of them), so keep them open for as long as the pool
-	// runs. The name "mproc_pool" is the pool's own.
-	Shares map[string]process.Sharer
-	// Progress, if not nil, is called with the number of inputs finished
-	// (successfully or not) and the number submitted, counted over the
-	// pool's life: for a single Map, its progress. It is called when a
-	// call submits its inputs, each time a chunk finishes, and when a call
-	// ends early (its unfinished inputs then leave the total). Calls are
-	// serialized and done never decreases; keep the function quick (it
-	// runs on the pool's goroutines) and do not call the pool from it.
-	Progress func(done, total int)
-	// Grace is how long a worker's task has to return once the worker is
-	// told to stop (its tasks' context is canceled); see
-	// process.Cmd.Grace. 0 means process.DefaultGrace.
-	Grace time.Duration
-	// FlushTimeout bounds the flush, when a worker exits, of the queues
-	// it still has open (those of Shares it put items on): the worker is
-	// not stopped while it flushes, and a flush that does not complete
-	// makes Join return an error wrapping [ErrFlush]. 0 means
-	// process.DefaultFlushTimeout.
-	FlushTimeout time.Duration
-	// Logger receives the Debug records of the pool's machinery: each
-	// worker's start and exit (those of process.Cmd), a worker replaced
-	// and why, a chunk given to a fresh worker after its worker died. nil
-	// means silent, unless the environment variable MPROC_DEBUG is set to
-	// 1: then a text logger writes them to stderr.
-	Logger *slog.Logger
-}
-
-type notSendable = share.Local[poolName]
-
-// poolName names pool.Pool in the errors of notSendable.
-type poolName struct{}
-
-func (poolName) String() string { return "pool.Pool" }
-
-// Pool is a pool of worker processes running one registered function,
-// the Go counterpart of Python's multiprocessing.Pool. Create it with
-// [New]; end it with [Pool.Terminate], or [Pool.Close] then [Pool.Join].
+// Pool is one task function on an [Executor]: the typed calls of Python's
+// multiprocessing.Pool (map, imap, imap_unordered, apply, apply_async) and
+// of concurrent.futures (submit, map). [New] starts a Pool with its own
+// executor, as Python's Pool(); [Bind] gives a Pool of another function on
+// an executor that already runs, so that one set of workers serves every
+// function. A Pool holds no processes of its own: Close, Terminate and
+// Join are its executor's.
 //
-// All methods are safe for use by several goroutines; calls made
-// concurrently share the workers, first come, first served.
+// A Pool is a value the caller may copy; [Pool.WithChunkSize] and
+// [Pool.WithInFlight] return changed copies. All methods are safe for use
+// by several goroutines.
 type Pool[In, Out any] struct {
 	// notSendable makes msgpack refuse a Pool in a message: see ErrNotSendable.
 	notSendable
+	*Executor
 
-	fn     *Func[In, Out]
-	cfg    Config
-	log    *slog.Logger    // never nil
-	ctx    context.Context // the workers' life: New's ctx, canceled by Terminate
-	cancel context.CancelCauseFunc
-
-	mu     sync.Mutex
-	queue  []*call[In, Out] // calls with chunks not yet handed out, oldest first
-	kick   chan struct{}    // closed and replaced when work arrives or the pool closes
-	closed bool
-
-	wg   sync.WaitGroup // drivers, and the reaping of retired workers
-	done chan struct{}  // closed once wg is done: every worker reaped
-
-	progMu              sync.Mutex
-	progDone, progTotal int
-
-	exitMu   sync.Mutex
-	exitErrs []error // workers whose flush at exit did not complete
+	fn        *Func[In, Out]
+	chunkSize int // 0: the Config's, then the call's default
+	inFlight  int // 0: the default
 }
 
-// New starts a pool of cfg.Workers processes running fn and returns once
-// every worker is ready (its initializer has run). ctx governs the
-// workers' life: when it ends, the pool terminates as with
-// [Pool.Terminate], and calls return an error wrapping [ErrTerminated] and
-// the context's error; when it ends while New waits for the workers, New
-// fails with such an error.
-//
-// The program's main must call process.Main first (a test binary's
-// TestMain), since workers are this program executed again. New fails
-// with the error of the first worker that could not start, wrapping
-// [ErrInit] when its initializer failed; it then leaves no process behind.
-// New panics if fn is nil.
+// New starts an executor of cfg.Workers processes (see [NewExecutor]) and
+// returns the Pool of fn on it; the Pool's Close, Terminate and Join end
+// that executor. New panics if fn is nil.
 func New[In, Out any](ctx context.Context, fn *Func[In, Out], cfg Config) (*Pool[In, Out], error) {
 	if fn == nil {
 		panic("pool: New with a nil Func")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	if cfg.MaxTries <= 0 {
-		cfg.MaxTries = DefaultMaxTries
-	}
-	if cfg.Grace == 0 {
-		cfg.Grace = process.DefaultGrace
-	}
-	if _, ok := cfg.Shares[connName]; ok {
-		return nil, fmt.Errorf("pool: the share name %q is the pool's own", connName)
-	}
-	if err := ctx.Err(); err != nil {
+	ex, err := NewExecutor(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithCancelCause(ctx)
-	p := &Pool[In, Out]{
-		fn:     fn,
-		cfg:    cfg,
-		log:    debuglog.Resolve(cfg.Logger),
-		ctx:    pctx,
-		cancel: cancel,
-		kick:   make(chan struct{}),
-		done:   make(chan struct{}),
+	return Bind(ex, fn), nil
+}
+
+// Bind returns the Pool of fn on ex: its calls run on ex's workers, beside
+// the calls of every other function bound to ex. Go methods cannot have
+// type parameters, so concurrent.futures' ex.submit(fn, x) is spelled
+// Bind(ex, fn).Submit(ctx, x). Bind starts nothing and may be called for
+// each call; it panics if ex or fn is nil.
+func Bind[In, Out any](ex *Executor, fn *Func[In, Out]) *Pool[In, Out] {
+	if ex == nil || fn == nil {
+		panic("pool: Bind with a nil Executor or Func")
 	}
-	workers := make([]*worker, cfg.Workers)
-	errs := make([]error, cfg.Workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() { workers[i], errs[i] = p.start() })
+	return &Pool[In, Out]{Executor: ex, fn: fn}
+}
+
+// WithChunkSize returns a copy of p whose calls send n inputs to a worker
+// at a time (Python's chunksize argument of map and imap); n <= 0 means
+// [Config.ChunkSize], then the default of each call.
+func (p *Pool[In, Out]) WithChunkSize(n int) *Pool[In, Out] {
+	q := *p
+	q.chunkSize = max(n, 0)
+	return &q
+}
+
+// WithInFlight returns a copy of p whose [Pool.Imap] and
+// [Pool.ImapUnordered] hold at most n inputs taken from their sequence and
+// not yet yielded; n <= 0 means the default, four chunks per worker.
+func (p *Pool[In, Out]) WithInFlight(n int) *Pool[In, Out] {
+	q := *p
+	q.inFlight = max(n, 0)
+	return &q
+}
+
+// Func returns the task function of the Pool.
+func (p *Pool[In, Out]) Func() *Func[In, Out] { return p.fn }
+
+// mapChunk is the chunk size of a Map of n inputs.
+func (p *Pool[In, Out]) mapChunk(n int) int {
+	switch {
+	case p.chunkSize > 0:
+		return p.chunkSize
+	case p.cfg.ChunkSize > 0:
+		return p.cfg.ChunkSize
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		cancel(err)
-		for _, w := range workers {
-			if w != nil {
-				p.reap(w, true)
-			}
-		}
-		for _, err := range errs {
-			if err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, w := range workers {
-		p.wg.Add(1)
-		go p.drive(w)
-	}
-	go func() {
-		p.wg.Wait()
-		close(p.done)
-	}()
-	return p, nil
+	per := 4 * p.cfg.Workers
+	return max(1, (n+per-1)/per)
 }
 
 // Map runs the function on every input and returns the outputs in input
-// order, as Python's Pool.map. The inputs go to the workers in chunks of
-// [Config.ChunkSize].
+// order, as Python's Pool.map. The inputs go to the workers in chunks (see
+// [Config.ChunkSize]).
 //
 // When some tasks fail, Map still returns every output (the zero value for
 // the failed ones) together with a *[MapError] listing a [TaskError] per
 // failed input. When ctx ends first, Map returns nil and ctx.Err() at once:
 // the chunks not yet sent are dropped, and the workers busy with the
 // call's chunks are stopped (their tasks' context is canceled; they exit
-// and are replaced). After [Pool.Close] it returns [ErrClosed]; when the
-// pool terminates, an error wrapping [ErrTerminated].
+// and are replaced). After [Executor.Close] it returns [ErrClosed]; when
+// the executor terminates, an error wrapping [ErrTerminated].
 //
 // Map reads inputs until it returns, however it returns, and not after:
-// the caller may reuse the slice then. The same holds for Imap and
-// ImapUnordered when the range over them ends.
+// the caller may reuse the slice then.
 func (p *Pool[In, Out]) Map(ctx context.Context, inputs []In) ([]Out, error) {
 	out := make([]Out, len(inputs))
-	c, err := p.submit(ctx, inputs, out, nil)
+	c, err := p.newCall(ctx, p.fn.name, p.mapChunk(len(inputs)))
+	if err != nil {
+		return nil, err
+	}
+	err = p.submitSlice(c, len(inputs), func(start, end int) chunk {
+		return &tchunk[In, Out]{chunkState: chunkState{c: c, start: start, n: end - start}, in: inputs[start:end], out: out[start:end]}
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer c.end()
 	var errs []*TaskError
-	for range c.nchunks {
+	for range c.made {
 		ch, err := c.next(ctx)
 		if err != nil {
 			return nil, err
 		}
-		errs = append(errs, ch.errs...)
+		errs = append(errs, ch.state().errs...)
 	}
 	if len(errs) == 0 {
 		return out, nil
@@ -225,115 +131,74 @@ func (p *Pool[In, Out]) Map(ctx context.Context, inputs []In) ([]Out, error) {
 	return out, &MapError{Tasks: errs, Total: len(inputs)}
 }
 
-// Imap runs the function on every input and yields the outputs in input
-// order, each as soon as it and those before it are there (Python's
-// Pool.imap). The error that comes with an output is nil, or the
-// *[TaskError] of that input (the output is then the zero value), and
-// iteration goes on; or it is the error that ended the call (ctx.Err(),
-// [ErrClosed], [ErrTerminated]), yielded once, last.
-//
-// Each range over the sequence runs the inputs anew. Stopping the range
-// early sends no more chunks; the ones workers are running finish and
-// their results are dropped. ctx ending stops the call as in [Pool.Map].
-func (p *Pool[In, Out]) Imap(ctx context.Context, inputs []In) iter.Seq2[Out, error] {
-	return func(yield func(Out, error) bool) {
-		var zero Out
-		c, err := p.submit(ctx, inputs, nil, nil)
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		defer c.end()
-		early := make(map[int]*chunk[In, Out]) // finished before their turn, by start
-		next := 0
-		for range c.nchunks {
-			ch, err := c.next(ctx)
-			if err != nil {
-				yield(zero, err)
-				return
-			}
-			early[ch.start] = ch
-			for ch := early[next]; ch != nil; ch = early[next] {
-				delete(early, next)
-				if !ch.yield(yield) {
-					return
-				}
-				next += len(ch.in)
-			}
-		}
-	}
-}
-
-// ImapUnordered is [Pool.Imap] yielding the outputs in the order in which
-// they arrive (Python's Pool.imap_unordered). Put the input's index in
-// the output if you need it: a *[TaskError] carries it for a failure.
-func (p *Pool[In, Out]) ImapUnordered(ctx context.Context, inputs []In) iter.Seq2[Out, error] {
-	return func(yield func(Out, error) bool) {
-		var zero Out
-		c, err := p.submit(ctx, inputs, nil, nil)
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		defer c.end()
-		for range c.nchunks {
-			ch, err := c.next(ctx)
-			if err != nil {
-				yield(zero, err)
-				return
-			}
-			if !ch.yield(yield) {
-				return
-			}
-		}
-	}
-}
-
 // Apply runs the function on one input and returns its output (Python's
 // Pool.apply). A failed task returns a *[TaskError] with Index 0; the
 // other errors are those of [Pool.Map].
 func (p *Pool[In, Out]) Apply(ctx context.Context, in In) (Out, error) {
-	return p.Go(ctx, in).Wait(ctx)
+	return p.Submit(ctx, in).Wait(ctx)
 }
 
-// Go submits the function on one input and returns at once (Python's
-// Pool.apply_async); [Task.Wait] gives the result. ctx governs the task:
-// when it ends before the task is done, the task is dropped, or its
-// worker stopped as in [Pool.Map], and Wait returns ctx.Err().
-func (p *Pool[In, Out]) Go(ctx context.Context, in In) *Task[Out] {
-	t := &Task[Out]{done: make(chan struct{}), ctx: ctx, pool: p.ctx.Done(), stopErr: p.stopErr}
-	_, err := p.submit(ctx, []In{in}, nil, func(ch *chunk[In, Out]) {
-		t.out = ch.out[0]
-		if len(ch.errs) > 0 {
-			t.err = ch.errs[0]
+// Submit submits the function on one input and returns its [Task] at
+// once: Python's Pool.apply_async and concurrent.futures'
+// Executor.submit. ctx governs the task: when it ends before the task is
+// done, the task is dropped, or its worker stopped as in [Pool.Map], and
+// the task ends with ctx.Err(). The input is encoded when a worker is
+// free for it; Submit does not read it after the Task is done.
+func (p *Pool[In, Out]) Submit(ctx context.Context, in In) *Task[Out] {
+	t := &Task[Out]{done: make(chan struct{})}
+	c, err := p.newCall(ctx, p.fn.name, 1)
+	if err != nil {
+		t.complete(*new(Out), err)
+		return t
+	}
+	c.onFinish = func(ch chunk) {
+		tc := ch.(*tchunk[In, Out])
+		var err error
+		if len(tc.errs) > 0 {
+			err = tc.errs[0]
 		}
-		close(t.done)
+		t.complete(tc.out[0], err)
+	}
+	err = p.submitSlice(c, 1, func(start, end int) chunk {
+		return &tchunk[In, Out]{chunkState: chunkState{c: c, n: 1}, in: []In{in}, out: make([]Out, 1)}
 	})
 	if err != nil {
-		t.err = err
-		close(t.done)
+		t.complete(*new(Out), err)
+		return t
 	}
+	t.watch(ctx, p.Executor)
 	return t
 }
 
-// Task is a task submitted with [Pool.Go], Python's AsyncResult. Its
-// methods are safe for use by several goroutines.
-type Task[Out any] struct {
-	done    chan struct{} // closed when out and err are set
-	out     Out
-	err     error
-	ctx     context.Context // the task's, from Go
-	pool    <-chan struct{}
-	stopErr func() error
+// Future is what [AsCompleted] waits for: a [*Task] of any output type.
+type Future interface {
+	// Done returns a channel that is closed when the result is ready.
+	Done() <-chan struct{}
 }
 
+// Task is a task submitted with [Pool.Submit]: Python's AsyncResult and
+// concurrent.futures' Future. Its methods are safe for use by several
+// goroutines.
+type Task[Out any] struct {
+	done  chan struct{} // closed when out and err are set
+	out   Out
+	err   error
+	mu    sync.Mutex
+	over  bool
+	stops []func() bool // the context.AfterFuncs of watch
+}
+
+// Done returns a channel that is closed once the task is done: its
+// result is there, or it failed, or the ctx given to Submit ended, or
+// the executor terminated. Use it in a select; Wait then returns at once.
+func (t *Task[Out]) Done() <-chan struct{} { return t.done }
+
 // Wait waits for the task and returns its output, or its *[TaskError],
-// or the error that ended it (the ctx given to Go, [ErrClosed],
+// or the error that ended it (the ctx given to Submit, [ErrClosed],
 // [ErrTerminated]). When ctx ends first, Wait returns ctx.Err(); the task
 // goes on and a later Wait can still get its result. Wait may be called
 // any number of times.
 func (t *Task[Out]) Wait(ctx context.Context) (Out, error) {
-	var zero Out
 	select {
 	case <-t.done:
 		return t.out, t.err
@@ -343,109 +208,82 @@ func (t *Task[Out]) Wait(ctx context.Context) (Out, error) {
 	case <-t.done:
 		return t.out, t.err
 	case <-ctx.Done():
-		return zero, ctx.Err()
-	case <-t.ctx.Done():
-		return zero, t.ctx.Err()
-	case <-t.pool:
-		return zero, t.stopErr()
+		return *new(Out), ctx.Err()
 	}
 }
 
-// Close stops the pool from taking new calls (they return [ErrClosed]);
-// the calls already made run to their end, then each worker exits.
-// [Pool.Join] waits for that. Close does not wait, and, unlike the Close
-// of a connection, interrupts nobody: that is [Pool.Terminate]. It is
-// Python's Pool.close, idempotent and safe to call concurrently.
-func (p *Pool[In, Out]) Close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
-		p.wake()
+// complete sets the result, once.
+func (t *Task[Out]) complete(out Out, err error) {
+	t.mu.Lock()
+	if t.over {
+		t.mu.Unlock()
+		return
+	}
+	t.over = true
+	t.out, t.err = out, err
+	stops := t.stops
+	t.stops = nil
+	t.mu.Unlock()
+	close(t.done)
+	for _, stop := range stops {
+		stop()
 	}
 }
 
-// Terminate stops every worker now and waits until each one has exited
-// and every goroutine of the pool has ended. Calls in progress and later
-// calls return [ErrTerminated]. A worker's task has [Config.Grace] to
-// return once its context is canceled; then the worker flushes the queues
-// it put items on (within [Config.FlushTimeout]) and exits, so Terminate
-// returns within about Grace, plus the time those flushes take. Call
-// [Pool.Join] afterwards to learn whether they all completed. Terminate
-// is idempotent and safe to call concurrently; `defer p.Terminate()` is
-// the counterpart of Python's `with Pool() as p:`.
-func (p *Pool[In, Out]) Terminate() {
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		p.wake()
+// watch ends the task when ctx ends or the executor terminates, whichever
+// comes first, unless it is done by then.
+func (t *Task[Out]) watch(ctx context.Context, ex *Executor) {
+	var zero Out
+	s1 := context.AfterFunc(ctx, func() { t.complete(zero, ctx.Err()) })
+	s2 := context.AfterFunc(ex.ctx, func() { t.complete(zero, ex.stopErr()) })
+	t.mu.Lock()
+	over := t.over
+	if !over {
+		t.stops = []func() bool{s1, s2}
 	}
-	p.mu.Unlock()
-	p.cancel(ErrTerminated)
-	<-p.done
-}
-
-// Join waits until every worker has exited, after [Pool.Close] (once the
-// calls made before it have ended) or [Pool.Terminate], and every
-// goroutine of the pool has ended. A worker that exits flushes the queues
-// it put items on first, and is not stopped meanwhile: Join returns nil
-// once every such flush has completed, and an error wrapping [ErrFlush]
-// when one did not (its FlushTimeout ran out, or the queue failed), since
-// items may then be lost. It returns [ErrRunning] at once for a pool that
-// is neither closed nor terminated, and ctx.Err() when ctx ends first. It
-// is safe to call concurrently, and returns the same once the workers
-// are gone.
-func (p *Pool[In, Out]) Join(ctx context.Context) error {
-	p.mu.Lock()
-	running := !p.closed && p.ctx.Err() == nil
-	p.mu.Unlock()
-	if running {
-		return ErrRunning
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.exitMu.Lock()
-	defer p.exitMu.Unlock()
-	if len(p.exitErrs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("pool: %d worker(s) did not complete their flush at exit (items they put may be lost): %w",
-		len(p.exitErrs), errors.Join(p.exitErrs...))
-}
-
-// exited notes how a worker that was told to leave (closed, retired or
-// terminated) ended: a flush at exit that did not complete is for Join.
-func (p *Pool[In, Out]) exited(err error) {
-	if errors.Is(err, ErrFlush) {
-		p.exitMu.Lock()
-		p.exitErrs = append(p.exitErrs, err)
-		p.exitMu.Unlock()
+	t.mu.Unlock()
+	if over {
+		s1()
+		s2()
 	}
 }
 
-// wake wakes the idle drivers. The caller holds p.mu.
-func (p *Pool[In, Out]) wake() {
-	close(p.kick)
-	p.kick = make(chan struct{})
-}
-
-// stopErr is the error of calls the pool's end interrupted.
-func (p *Pool[In, Out]) stopErr() error {
-	cause := context.Cause(p.ctx)
-	if errors.Is(cause, ErrTerminated) {
-		return ErrTerminated
+// AsCompleted yields the futures as they complete, whatever the order in
+// which they were submitted (concurrent.futures.as_completed). It ends
+// when every future has been yielded, when the range stops, or when ctx
+// ends (then without a word: check ctx.Err()). Each future is yielded
+// once; a future given twice is yielded twice.
+//
+// Tasks of one output type range as themselves; for tasks of several
+// types, pass them as Futures and Wait on each through its own variable.
+func AsCompleted[F Future](ctx context.Context, futures ...F) iter.Seq[F] {
+	return func(yield func(F) bool) {
+		if len(futures) == 0 {
+			return
+		}
+		ready := make(chan int, len(futures)) // never blocks a sender
+		quit := make(chan struct{})
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(quit)
+		for i, f := range futures {
+			wg.Go(func() {
+				select {
+				case <-f.Done():
+					ready <- i
+				case <-quit:
+				}
+			})
+		}
+		for range futures {
+			select {
+			case i := <-ready:
+				if !yield(futures[i]) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
-	return fmt.Errorf("%w: %w", ErrTerminated, cause)
-}
-
-// chunkSize is the chunk size of a call of n inputs.
-func (p *Pool[In, Out]) chunkSize(n int) int {
-	if p.cfg.ChunkSize > 0 {
-		return p.cfg.ChunkSize
-	}
-	per := 4 * p.cfg.Workers
-	return max(1, (n+per-1)/per)
 }

@@ -280,7 +280,7 @@ func TestImapOrdered(t *testing.T) {
 		in = append(in, job{Index: i, Sleep: time.Duration(max(0, 6-i)) * 10 * time.Millisecond})
 	}
 	var got []int
-	for r, err := range p.Imap(context.Background(), in) {
+	for r, err := range p.Imap(context.Background(), slices.Values(in)) {
 		require.NoError(t, err)
 		got = append(got, r.Index)
 	}
@@ -295,7 +295,7 @@ func TestImapUnordered(t *testing.T) {
 		in = append(in, job{Index: i})
 	}
 	var got []int
-	for r, err := range p.ImapUnordered(context.Background(), in) {
+	for r, err := range p.ImapUnordered(context.Background(), slices.Values(in)) {
 		require.NoError(t, err)
 		got = append(got, r.Index)
 	}
@@ -305,7 +305,7 @@ func TestImapUnordered(t *testing.T) {
 
 	// Stopping early sends no more chunks and ends the call.
 	n := 0
-	for _, err := range p.ImapUnordered(context.Background(), in[1:]) {
+	for _, err := range p.ImapUnordered(context.Background(), slices.Values(in[1:])) {
 		require.NoError(t, err)
 		if n++; n == 3 {
 			break
@@ -346,7 +346,7 @@ func TestTaskErrors(t *testing.T) {
 
 	// Imap yields each error with its input, and goes on.
 	var got []string
-	for x, err := range p.Imap(context.Background(), in) {
+	for x, err := range p.Imap(context.Background(), slices.Values(in)) {
 		var te *pool.TaskError
 		if errors.As(err, &te) {
 			got = append(got, "err"+strconv.Itoa(te.Index))
@@ -416,7 +416,7 @@ func TestWorkerKilledFromOutside(t *testing.T) {
 	}
 	seen := make(map[int]int)
 	var killed int
-	for r, err := range p.ImapUnordered(context.Background(), in) {
+	for r, err := range p.ImapUnordered(context.Background(), slices.Values(in)) {
 		require.NoError(t, err)
 		seen[r.Index]++
 		if killed == 0 {
@@ -525,15 +525,21 @@ func TestInitializer(t *testing.T) {
 	}
 }
 
-// TestNotRegistered: a function the workers do not know fails New with
-// ErrNotRegistered, whose test works although the error was made in the
-// worker.
+// TestNotRegistered: a function the workers do not know fails each of its
+// inputs with ErrNotRegistered, whose test works although the error was
+// made in the worker; the worker stays and serves the next call.
 func TestNotRegistered(t *testing.T) {
 	testproc.CheckFDs(t)
-	_, err := pool.New(context.Background(), parentOnly, pool.Config{Workers: 1})
+	p := newPool(t, parentOnly, pool.Config{Workers: 1})
+	_, err := p.Map(context.Background(), []int{1, 2, 3})
 	require.ErrorIs(t, err, pool.ErrNotRegistered)
+	var merr *pool.MapError
+	require.ErrorAs(t, err, &merr)
+	assert.Len(t, merr.Tasks, 3, "every input failed")
 	assert.Contains(t, err.Error(), `"parent-only"`, "the error names the function")
-	assert.Empty(t, children(t), "a failed New leaves no process")
+	out, err := pool.Bind(p.Executor, square).Map(context.Background(), []int{1, 2, 3})
+	require.NoError(t, err, "the worker serves the functions it knows")
+	assert.Equal(t, []int{1, 4, 9}, out)
 }
 
 func TestInitializerFails(t *testing.T) {
@@ -614,7 +620,7 @@ func TestCancelPool(t *testing.T) {
 	require.NoError(t, err)
 	recvPid(t, events)
 	recvPid(t, events)
-	task := p.Go(context.Background(), 1)
+	task := p.Submit(context.Background(), 1)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.Map(context.Background(), ints(10))
@@ -663,7 +669,7 @@ func TestCloseJoin(t *testing.T) {
 	require.ErrorIs(t, p.Join(context.Background()), pool.ErrRunning)
 	var tasks []*pool.Task[result]
 	for i := range 6 {
-		tasks = append(tasks, p.Go(context.Background(), job{Index: i, Sleep: 50 * time.Millisecond}))
+		tasks = append(tasks, p.Submit(context.Background(), job{Index: i, Sleep: 50 * time.Millisecond}))
 	}
 	p.Close()
 	p.Close()
@@ -683,7 +689,7 @@ func TestCloseJoin(t *testing.T) {
 func TestGo(t *testing.T) {
 	testproc.CheckFDs(t)
 	p := newPool(t, pid, pool.Config{Workers: 1})
-	task := p.Go(context.Background(), job{Index: 7, Sleep: 300 * time.Millisecond})
+	task := p.Submit(context.Background(), job{Index: 7, Sleep: 300 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	_, err := task.Wait(ctx)
@@ -699,9 +705,9 @@ func TestGo(t *testing.T) {
 	wg.Wait()
 
 	// A task whose ctx ends while it waits for a worker is dropped.
-	busy := p.Go(context.Background(), job{Sleep: 200 * time.Millisecond})
+	busy := p.Submit(context.Background(), job{Sleep: 200 * time.Millisecond})
 	tctx, tcancel := context.WithCancel(context.Background())
-	dropped := p.Go(tctx, job{Index: 1})
+	dropped := p.Submit(tctx, job{Index: 1})
 	tcancel()
 	_, err = dropped.Wait(context.Background())
 	assert.ErrorIs(t, err, context.Canceled)
@@ -765,7 +771,7 @@ func TestProgressEndsEarly(t *testing.T) {
 		in = append(in, job{Index: i, Sleep: time.Millisecond})
 	}
 	n := 0
-	for _, err := range p.ImapUnordered(context.Background(), in) {
+	for _, err := range p.ImapUnordered(context.Background(), slices.Values(in)) {
 		require.NoError(t, err)
 		if n++; n == 10 {
 			break
@@ -835,7 +841,7 @@ func TestInputsFreeAfterReturn(t *testing.T) {
 			in[j] = j
 		}
 		n := 0
-		for range p.ImapUnordered(context.Background(), in) {
+		for range p.ImapUnordered(context.Background(), slices.Values(in)) {
 			if n++; n == 3 {
 				break
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/mproc-go/mproc/conn"
 	"github.com/mproc-go/mproc/internal/share"
 	"github.com/mproc-go/mproc/process"
 )
@@ -43,7 +42,7 @@ func (i *Init) Name() string { return i.name }
 
 // server is the worker side of a Func, without its type parameters.
 type server interface {
-	serve(ctx context.Context, c *conn.Conn) error
+	runChunk(ctx context.Context, b, buf []byte) ([]byte, error)
 }
 
 var registry struct {

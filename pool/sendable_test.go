@@ -117,7 +117,7 @@ func TestNotSendable(t *testing.T) {
 			requireNotSendable(t, jq.Put(ctx, h.v), h.typ)
 			_, err = p.Apply(ctx, h.v)
 			requireNotSendable(t, err, h.typ)
-			_, err = p.Go(ctx, h.v).Wait(ctx)
+			_, err = p.Submit(ctx, h.v).Wait(ctx)
 			requireNotSendable(t, err, h.typ)
 			out, err := p.Map(ctx, []any{1, h.v, 3})
 			requireNotSendable(t, err, h.typ)

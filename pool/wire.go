@@ -6,10 +6,13 @@ package pool
 //	hello  worker -> pool, once, after the initializer: [msg, type, init];
 //	       msg "" means ready, anything else why the worker cannot run
 //	       (init: the initializer's error)
-//	chunk  pool -> worker: [in, in, ...], the inputs of one chunk
+//	chunk  pool -> worker: [name, [in, in, ...]], the registered name of
+//	       the task function and the inputs of one chunk
 //	result worker -> pool: [[out, out, ...], errs], one out per input (the
 //	       zero value where the task failed); errs is nil or an array of
-//	       [index in the chunk, panicked, msg, type, stack]
+//	       [index in the chunk, panicked, msg, type, stack]; or, for a
+//	       name the worker does not know, a string saying so (the chunk
+//	       fails with ErrNotRegistered, the worker stays)
 //
 // A chunk of many small values is the pool's hot path: with a codec at
 // ~30 ns a value through reflection, encoding and decoding would cost
@@ -82,12 +85,27 @@ type hello struct {
 	Unregistered bool // the function or initializer is unknown: ErrNotRegistered
 }
 
-// appendChunk appends a chunk message holding in to b.
-func appendChunk[In any](b []byte, in []In) ([]byte, error) {
-	return appendArray(b, in)
+// appendChunk appends a chunk message of the function fname to b.
+func appendChunk(b []byte, fname string, ch chunk) ([]byte, error) {
+	b = appendString(appendArrayLen(b, 2), fname)
+	return ch.encode(b)
 }
 
-// readChunk decodes a chunk message.
+// readChunkName reads the function name of a chunk message and returns it
+// with the rest of the message, the inputs.
+func readChunkName(b []byte) (string, []byte, error) {
+	r := reader{b: b}
+	if n, err := r.arrayLen(); err != nil || n != 2 {
+		return "", nil, fmt.Errorf("%w: chunk is not a pair", errWire)
+	}
+	name, err := r.str()
+	if err != nil {
+		return "", nil, err
+	}
+	return name, b[r.off:], nil
+}
+
+// readChunk decodes the inputs of a chunk message.
 func readChunk[In any](b []byte) ([]In, error) {
 	r := reader{b: b}
 	n, err := r.arrayLen()
@@ -99,6 +117,23 @@ func readChunk[In any](b []byte) ([]In, error) {
 		return nil, err
 	}
 	return in, nil
+}
+
+// appendRefusal appends the answer to a chunk of an unknown function.
+func appendRefusal(b []byte, msg string) []byte { return appendString(b, msg) }
+
+// refusal reports whether a result message is a refusal, and its text.
+func refusal(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	switch c := b[0]; {
+	case c >= fixStrLow && c <= fixStrHigh, c == codeStr8, c == codeStr16, c == codeStr32:
+		r := reader{b: b}
+		msg, err := r.str()
+		return msg, err == nil
+	}
+	return "", false
 }
 
 // appendResult appends a result message to b.

@@ -154,7 +154,9 @@ func FuzzReadResult(f *testing.F) {
 	for _, seed := range [][]byte{
 		must(appendResult(nil, []int{1, -2, 300}, nil)),
 		must(appendResult(nil, []string{"a", "bc", ""}, []taskErr{{Index: 1, Msg: "m"}})),
-		must(appendChunk(nil, []float64{1.5, 2})),
+		must(appendChunk(nil, "fn", &tchunk[float64, int]{in: []float64{1.5, 2}})),
+		must(appendChunk(nil, "square", &tchunk[int, int]{in: []int{1, 2, 3}})),
+		appendRefusal(nil, "no such function"),
 		{0x92, 0xdd, 0xff, 0xff, 0xff, 0xff},
 	} {
 		f.Add(seed)
@@ -166,15 +168,23 @@ func FuzzReadResult(f *testing.F) {
 		// (Not map[string]any: msgpack v5.4.1's DecodeMap sizes the map by
 		// the header, unchecked, and a lying header exhausts the memory.)
 		readResult(b, make([]struct{ A []int }, 2))
-		if in, err := readChunk[int](b); err == nil {
-			again, err := appendChunk(nil, in)
+		refusal(b)
+		name, rest, err := readChunkName(b)
+		if err != nil {
+			return
+		}
+		if in, err := readChunk[int](rest); err == nil {
+			again, err := appendChunk(nil, name, &tchunk[int, int]{in: in})
 			require.NoError(t, err)
-			back, err := readChunk[int](again)
+			name2, rest2, err := readChunkName(again)
 			require.NoError(t, err)
+			back, err := readChunk[int](rest2)
+			require.NoError(t, err)
+			require.Equal(t, name, name2, "what parsed round-trips")
 			require.Equal(t, in, back, "what parsed round-trips")
 		}
-		readChunk[string](b)
-		readChunk[bool](b)
+		readChunk[string](rest)
+		readChunk[bool](rest)
 	})
 }
 

@@ -45,10 +45,10 @@ var prefetched atomic.Int64
 
 // driver is one driver goroutine's state: its worker and the chunks sent to
 // it, or to send to it, oldest first.
-type driver[In, Out any] struct {
-	p        *Pool[In, Out]
+type driver struct {
+	ex       *Executor
 	w        *worker
-	inflight []*flight[In, Out]
+	inflight []*flight
 	spare    [][]byte  // encoding buffers to reuse
 	quick    bool      // the worker's last chunk took less than prefetchBelow
 	last     time.Time // when the last result came
@@ -57,8 +57,8 @@ type driver[In, Out any] struct {
 // flight is a chunk in a driver, encoded as soon as it was taken: the
 // caller's inputs are not read after that, and a chunk sent again to a
 // fresh worker is not encoded again.
-type flight[In, Out any] struct {
-	ch     *chunk[In, Out]
+type flight struct {
+	ch     chunk
 	msg    []byte
 	sent   bool // to the current worker
 	sentAt time.Time
@@ -66,15 +66,15 @@ type flight[In, Out any] struct {
 
 // drive runs chunks on its worker, starting a fresh one when needed, until
 // the pool is closed and has nothing left, or terminates.
-func (p *Pool[In, Out]) drive(w *worker) {
-	defer p.wg.Done()
-	s := &driver[In, Out]{p: p, w: w}
+func (ex *Executor) drive(w *worker) {
+	defer ex.wg.Done()
+	s := &driver{ex: ex, w: w}
 	for {
 		if len(s.inflight) > 0 {
 			s.step()
 			continue
 		}
-		ch, wake := p.take()
+		ch, wake := ex.take()
 		if ch != nil {
 			s.add(ch)
 			continue
@@ -89,29 +89,29 @@ func (p *Pool[In, Out]) drive(w *worker) {
 		select {
 		case <-wake:
 		case <-died: // noticed at once; replaced when there is work
-			err := p.reap(s.w, false)
-			p.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "it died while idle", "err", err)
+			err := ex.reap(s.w, false)
+			ex.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "it died while idle", "err", err)
 			s.w = nil
-		case <-p.ctx.Done():
+		case <-ex.ctx.Done():
 		}
 	}
 	if s.w != nil {
 		// Closed: the worker exits on EOF. Terminated: its context is
 		// canceled already.
 		s.w.conn.Close()
-		p.exited(p.reap(s.w, false))
+		ex.exited(ex.reap(s.w, false))
 	}
 }
 
 // step moves the oldest chunk forward: it starts a worker if there is
 // none, sends what is not sent yet (and one more chunk, when prefetching),
 // and waits for the oldest chunk's result; or it fails that chunk.
-func (s *driver[In, Out]) step() {
-	p := s.p
-	head := s.inflight[0].ch
-	if p.ctx.Err() != nil {
+func (s *driver) step() {
+	ex := s.ex
+	head := s.inflight[0].ch.state()
+	if ex.ctx.Err() != nil {
 		for len(s.inflight) > 0 {
-			s.pop(p.stopErr())
+			s.pop(ex.stopErr())
 		}
 		return
 	}
@@ -123,9 +123,9 @@ func (s *driver[In, Out]) step() {
 		return
 	}
 	if s.w == nil {
-		w, err := p.start()
+		w, err := ex.start()
 		if err != nil {
-			if head.tries++; head.tries >= p.cfg.MaxTries || p.ctx.Err() != nil {
+			if head.tries++; head.tries >= ex.cfg.MaxTries || ex.ctx.Err() != nil {
 				s.pop(err)
 			}
 			return
@@ -136,8 +136,8 @@ func (s *driver[In, Out]) step() {
 		s.lost(err)
 		return
 	}
-	if s.quick && len(s.inflight) == 1 && p.cfg.MaxTasksPerChild <= 0 {
-		if ch, _ := p.take(); ch != nil && s.add(ch) {
+	if s.quick && len(s.inflight) == 1 && ex.cfg.MaxTasksPerChild <= 0 {
+		if ch, _ := ex.take(); ch != nil && s.add(ch) {
 			prefetched.Add(1)
 			if err := s.send(); err != nil {
 				s.lost(err)
@@ -145,7 +145,8 @@ func (s *driver[In, Out]) step() {
 			}
 		}
 	}
-	err := s.receive(head)
+	hch := s.inflight[0].ch
+	err := s.receive(hch)
 	switch {
 	case err == nil:
 		now := time.Now()
@@ -154,12 +155,12 @@ func (s *driver[In, Out]) step() {
 		s.drop()
 		// A worker that has run its share retires before the caller
 		// hears of the chunk: by the time Map returns, it is leaving.
-		s.w.tasks += len(head.in)
-		if p.cfg.MaxTasksPerChild > 0 && s.w.tasks >= p.cfg.MaxTasksPerChild && len(s.inflight) == 0 {
-			p.retire(s.w)
+		s.w.tasks += head.n
+		if ex.cfg.MaxTasksPerChild > 0 && s.w.tasks >= ex.cfg.MaxTasksPerChild && len(s.inflight) == 0 {
+			ex.retire(s.w)
 			s.w = nil
 		}
-		head.c.finish(head)
+		head.c.finish(hch)
 	case errors.Is(err, errCodec):
 		s.pop(err)
 	case head.c.ctx.Err() != nil:
@@ -172,24 +173,24 @@ func (s *driver[In, Out]) step() {
 
 // add encodes a chunk just taken and adds it to the driver; a chunk that
 // cannot be encoded fails at once, and add reports false.
-func (s *driver[In, Out]) add(ch *chunk[In, Out]) bool {
+func (s *driver) add(ch chunk) bool {
 	var buf []byte
 	if n := len(s.spare); n > 0 {
 		buf, s.spare = s.spare[n-1], s.spare[:n-1]
 	}
-	b, err := appendChunk(buf[:0], ch.in)
-	ch.c.encoded.Done()
+	b, err := appendChunk(buf[:0], ch.state().c.fname, ch)
+	ch.state().c.encoded.Done()
 	if err != nil {
 		s.recycle(b)
 		s.fail(ch, fmt.Errorf("%w: encode the inputs: %w", errCodec, err))
 		return false
 	}
-	s.inflight = append(s.inflight, &flight[In, Out]{ch: ch, msg: b})
+	s.inflight = append(s.inflight, &flight{ch: ch, msg: b})
 	return true
 }
 
 // send sends the chunks not sent yet to the worker, in order.
-func (s *driver[In, Out]) send() error {
+func (s *driver) send() error {
 	for i, f := range s.inflight {
 		if f.sent {
 			continue
@@ -200,7 +201,7 @@ func (s *driver[In, Out]) send() error {
 			// the result before it. It goes when its turn comes.
 			return nil
 		}
-		if err := s.w.conn.SendBytesContext(f.ch.c.ctx, f.msg); err != nil {
+		if err := s.w.conn.SendBytesContext(f.ch.state().c.ctx, f.msg); err != nil {
 			return err
 		}
 		f.sent, f.sentAt = true, time.Now()
@@ -209,28 +210,35 @@ func (s *driver[In, Out]) send() error {
 }
 
 // drop removes the oldest chunk from the driver.
-func (s *driver[In, Out]) drop() {
+func (s *driver) drop() {
 	s.recycle(s.inflight[0].msg)
 	s.inflight[0] = nil
 	s.inflight = s.inflight[1:]
 }
 
 // recycle keeps an encoding buffer for the next chunks.
-func (s *driver[In, Out]) recycle(b []byte) {
+func (s *driver) recycle(b []byte) {
 	if cap(b) <= maxKeptBuf && len(s.spare) < 2 {
 		s.spare = append(s.spare, b[:0])
 	}
 }
 
 // receive reads the result of head, the oldest chunk sent.
-func (s *driver[In, Out]) receive(head *chunk[In, Out]) error {
+func (s *driver) receive(ch chunk) error {
+	head := ch.state()
 	r, err := s.w.conn.RecvBytesContext(head.c.ctx)
 	if err != nil {
 		return err
 	}
-	errs, err := readResult(r, head.out)
+	if msg, ok := refusal(r); ok {
+		// The worker does not know the function: the chunk fails, the
+		// worker stays.
+		fail(ch, fmt.Errorf("%w: %s", ErrNotRegistered, msg))
+		return nil
+	}
+	errs, err := ch.decode(r)
 	if err != nil {
-		clear(head.out)
+		ch.clearOut()
 		return fmt.Errorf("%w: decode the outputs: %w", errCodec, err)
 	}
 	for _, e := range errs {
@@ -246,53 +254,53 @@ func (s *driver[In, Out]) receive(head *chunk[In, Out]) error {
 // lost handles the loss of the worker (it died, or its connection broke)
 // while it held the driver's chunks: the oldest, which it was running, is
 // charged a try; all go to the next worker.
-func (s *driver[In, Out]) lost(err error) {
-	p := s.p
+func (s *driver) lost(err error) {
+	ex := s.ex
 	pid := s.w.cmd.Pid()
-	werr := p.reap(s.w, true)
+	werr := ex.reap(s.w, true)
 	s.w = nil
 	s.unsend()
 	if werr == nil {
 		werr = err
 	}
-	head := s.inflight[0].ch
-	if p.ctx.Err() == nil {
-		p.log.Debug("pool: worker replaced", "pid", pid, "reason", "it died running a chunk", "err", werr)
+	head := s.inflight[0].ch.state()
+	if ex.ctx.Err() == nil {
+		ex.log.Debug("pool: worker replaced", "pid", pid, "reason", "it died running a chunk", "err", werr)
 	}
-	if head.tries++; head.tries >= p.cfg.MaxTries && p.ctx.Err() == nil {
+	if head.tries++; head.tries >= ex.cfg.MaxTries && ex.ctx.Err() == nil {
 		s.pop(fmt.Errorf("%w %d times in a row running inputs %d to %d; the last one: %w",
-			ErrWorkerLost, head.tries, head.start, head.start+len(head.in)-1, werr))
-	} else if p.ctx.Err() == nil {
-		p.log.Debug("pool: chunk retried", "first", head.start, "last", head.start+len(head.in)-1,
-			"try", head.tries+1, "max_tries", p.cfg.MaxTries)
+			ErrWorkerLost, head.tries, head.start, head.start+head.n-1, werr))
+	} else if ex.ctx.Err() == nil {
+		ex.log.Debug("pool: chunk retried", "first", head.start, "last", head.start+head.n-1,
+			"try", head.tries+1, "max_tries", ex.cfg.MaxTries)
 	}
 }
 
 // stopWorker stops the worker; its chunks go to the next one.
-func (s *driver[In, Out]) stopWorker() {
-	s.p.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "its caller gave up on the chunk it runs")
-	s.p.reap(s.w, true)
+func (s *driver) stopWorker() {
+	s.ex.log.Debug("pool: worker replaced", "pid", s.w.cmd.Pid(), "reason", "its caller gave up on the chunk it runs")
+	s.ex.reap(s.w, true)
 	s.w = nil
 	s.unsend()
 }
 
-func (s *driver[In, Out]) unsend() {
+func (s *driver) unsend() {
 	for _, f := range s.inflight {
 		f.sent = false
 	}
 }
 
 // pop fails the oldest chunk with err and removes it.
-func (s *driver[In, Out]) pop(err error) {
+func (s *driver) pop(err error) {
 	ch := s.inflight[0].ch
 	s.drop()
 	s.fail(ch, err)
 }
 
 // fail fails the chunk with err and hands it to its caller.
-func (s *driver[In, Out]) fail(ch *chunk[In, Out], err error) {
-	ch.fail(err)
-	ch.c.finish(ch)
+func (s *driver) fail(ch chunk, err error) {
+	fail(ch, err)
+	ch.state().c.finish(ch)
 }
 
 func later(a, b time.Time) time.Time {
@@ -321,26 +329,26 @@ var prefetchMax = sync.OnceValue(func() int {
 })
 
 // start starts a worker and waits until it is ready.
-func (p *Pool[In, Out]) start() (*worker, error) {
+func (ex *Executor) start() (*worker, error) {
 	mine, theirs, err := pipe.Duplex()
 	if err != nil {
 		return nil, fmt.Errorf("pool: start a worker: %w", err)
 	}
 	initName := ""
-	if p.cfg.Init != nil {
-		initName = p.cfg.Init.name
+	if ex.cfg.Init != nil {
+		initName = ex.cfg.Init.name
 	}
-	cmd := process.Command(workerName, p.fn.name, initName)
-	cmd.Grace = p.cfg.Grace
-	cmd.FlushTimeout = p.cfg.FlushTimeout
-	cmd.Logger = p.log
+	cmd := process.Command(workerName, initName)
+	cmd.Grace = ex.cfg.Grace
+	cmd.FlushTimeout = ex.cfg.FlushTimeout
+	cmd.Logger = ex.log
 	err = cmd.Share(theirs, connName)
-	for name, s := range p.cfg.Shares {
+	for name, s := range ex.cfg.Shares {
 		if err == nil {
 			err = cmd.Share(process.Keep(s), name) // every worker gets it
 		}
 	}
-	wctx, cancel := context.WithCancel(p.ctx)
+	wctx, cancel := context.WithCancel(ex.ctx)
 	if err == nil {
 		err = cmd.Start(wctx)
 	}
@@ -348,8 +356,8 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	if err != nil {
 		cancel()
 		mine.Close()
-		if p.ctx.Err() != nil {
-			return nil, p.stopErr()
+		if ex.ctx.Err() != nil {
+			return nil, ex.stopErr()
 		}
 		if errors.Is(err, process.ErrNoMain) {
 			return nil, fmt.Errorf("pool: start a worker: %w", err) // the program's mistake
@@ -358,10 +366,10 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 	}
 	w := &worker{cmd: cmd, conn: mine, cancel: cancel}
 	var h hello
-	if err := mine.RecvContext(p.ctx, &h); err != nil {
-		werr := p.reap(w, true)
-		if p.ctx.Err() != nil {
-			return nil, p.stopErr()
+	if err := mine.RecvContext(ex.ctx, &h); err != nil {
+		werr := ex.reap(w, true)
+		if ex.ctx.Err() != nil {
+			return nil, ex.stopErr()
 		}
 		if werr == nil {
 			werr = err
@@ -369,9 +377,9 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 		return nil, fmt.Errorf("%w: a worker exited before it was ready: %w", ErrWorkerLost, werr)
 	}
 	if h.Msg != "" {
-		p.reap(w, false) // it exits by itself
-		if p.ctx.Err() != nil {
-			return nil, p.stopErr() // stopped in its initializer, which said so
+		ex.reap(w, false) // it exits by itself
+		if ex.ctx.Err() != nil {
+			return nil, ex.stopErr() // stopped in its initializer, which said so
 		}
 		switch {
 		case h.Init:
@@ -388,11 +396,11 @@ func (p *Pool[In, Out]) start() (*worker, error) {
 // if it has not exited by itself within Grace, and returns how it ended.
 // A worker that is leaving may be flushing queues: once it said so,
 // stopping it does not cut the flush short (see process.Cmd.Grace).
-func (p *Pool[In, Out]) reap(w *worker, stop bool) error {
+func (ex *Executor) reap(w *worker, stop bool) error {
 	if stop {
 		w.cancel()
 	}
-	t := time.NewTimer(p.cfg.Grace)
+	t := time.NewTimer(ex.cfg.Grace)
 	select {
 	case <-w.cmd.Done():
 	case <-t.C:
@@ -407,14 +415,14 @@ func (p *Pool[In, Out]) reap(w *worker, stop bool) error {
 
 // retire lets a worker that has run MaxTasksPerChild inputs go: closing
 // its connection makes it exit; a goroutine reaps it.
-func (p *Pool[In, Out]) retire(w *worker) {
-	p.log.Debug("pool: worker replaced", "pid", w.cmd.Pid(), "reason", "it ran MaxTasksPerChild inputs", "tasks", w.tasks)
+func (ex *Executor) retire(w *worker) {
+	ex.log.Debug("pool: worker replaced", "pid", w.cmd.Pid(), "reason", "it ran MaxTasksPerChild inputs", "tasks", w.tasks)
 	w.conn.Close()
-	p.wg.Add(1)
+	ex.wg.Add(1)
 	go func() {
-		defer p.wg.Done()
-		<-w.cmd.Done() // Terminate stops it too: its context is p.ctx's child
+		defer ex.wg.Done()
+		<-w.cmd.Done() // Terminate stops it too: its context is ex.ctx's child
 		w.cancel()
-		p.exited(w.cmd.Wait())
+		ex.exited(w.cmd.Wait())
 	}()
 }
