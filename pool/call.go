@@ -41,6 +41,7 @@ type call struct {
 	made     int     // chunks made (known at once for a slice call)
 	finished int
 	fed      bool          // a stream call's feeder has ended
+	whole    bool          // ... having pushed the whole sequence
 	notify   chan struct{} // receives a token when a chunk is ready
 
 	quitOnce sync.Once
@@ -180,6 +181,14 @@ func (c *call) fedAll() {
 	c.fed = true
 	c.mu.Unlock()
 	c.signal()
+}
+
+// exhausted reports whether a stream call's feeder pushed the whole
+// sequence (rather than stopping early).
+func (c *call) exhausted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.whole
 }
 
 // refuse returns the error of a call the executor does not take. The

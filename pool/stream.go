@@ -133,7 +133,16 @@ func (p *Pool[In, Out]) stream(ctx context.Context, inputs iter.Seq[In], ordered
 		for {
 			ch, err := c.next(ctx)
 			if err == errStreamEnd {
-				return
+				// The feeder also ends early when ctx ends or the
+				// executor terminates: the caller hears of it.
+				switch {
+				case c.exhausted():
+				case ctx.Err() != nil:
+					yield(zero, ctx.Err())
+				case p.ctx.Err() != nil:
+					yield(zero, p.stopErr())
+				}
+				return // (or the sequence panicked: see the deferred call)
 			}
 			if err != nil {
 				yield(zero, err)
@@ -229,5 +238,9 @@ func (p *Pool[In, Out]) feed(c *call, inputs iter.Seq[In], cr *credit, fed chan<
 			return
 		}
 	}
-	seal()
+	if seal() {
+		c.mu.Lock()
+		c.whole = true
+		c.mu.Unlock()
+	}
 }
