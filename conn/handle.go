@@ -103,17 +103,31 @@ func parseShareFrame(p []byte) (name, kind string, nfds int, err error) {
 		}
 		s := string(p[1 : 1+p[0]])
 		p = p[1+p[0]:]
-		return s, share.ValidName(s)
+		return s, true
 	}
 	name, ok := str()
-	if !ok {
+	if !ok || !share.ValidName(name) {
 		return bad("name")
 	}
 	kind, ok = str()
-	if !ok || len(p) != 0 {
+	if !ok || !validKind(kind) || len(p) != 0 {
 		return bad("kind")
 	}
 	return name, kind, nfds, nil
+}
+
+// validKind reports whether kind can stand in an MPROC_FDS entry:
+// printable ASCII without the entry's separators.
+func validKind(kind string) bool {
+	if kind == "" {
+		return false
+	}
+	for i := 0; i < len(kind); i++ {
+		if c := kind[i]; c <= ' ' || c > '~' || c == ';' || c == ':' || c == ',' || c == '=' {
+			return false
+		}
+	}
+	return true
 }
 
 // SendShare sends obj, under name, to the process at the other end of c
@@ -147,6 +161,9 @@ func (c *Conn) SendShare(ctx context.Context, obj Sharer, name string) error {
 	files, kind, err := shareFiles(obj, name)
 	if err != nil {
 		return err
+	}
+	if len(name) > 255 || len(kind) > 255 || !validKind(kind) {
+		return fmt.Errorf("conn: SendShare %.40q: the name or the kind %.40q does not fit the message (at most 255 bytes each)", name, kind)
 	}
 	if len(files) == 0 || len(files) > maxShareFDs {
 		return fmt.Errorf("conn: SendShare %q: a %s with %d descriptors", name, kind, len(files))
