@@ -204,10 +204,10 @@ func runQueue(cfg *config) error {
 					var o2 outcome
 					if o, err = queueMeasure(limitODirect, c, count); err == nil {
 						if o2, err = queueMeasure(limitSeqpacket, c, count); err == nil {
+							res[key{ci, limitODirect}], res[key{ci, limitSeqpacket}] = o, o2
 							if o2.rate > o.rate {
 								o = o2
 							}
-							res[key{ci, limitODirect}], res[key{ci, limitSeqpacket}] = o, o2
 						}
 					}
 				case implPython:
