@@ -183,7 +183,6 @@ func run(t *testing.T, helper string, shares []sharer, args ...string) *child {
 
 type msgID struct{ p, i int }
 
-
 func newQ[T any](t *testing.T) *simplequeue.Queue[T] {
 	t.Helper()
 	q, err := simplequeue.New[T]()
