@@ -7,49 +7,55 @@
 //	go run ./examples/log-lock          # 0 torn lines, every time
 //	go run ./examples/log-lock -nolock  # writes interleave: torn lines
 //
-// Each worker is this same program re-executed (os/exec) with the log's
-// path in its environment; it inherits the lock the parent shared with it
-// (Lock.Share, lock.Inherit).
+// Each worker is a function of this program run in a child process
+// (process.RegisterFunc; the child is this program executed again), given
+// the log's path and its number as a typed argument; it inherits the lock
+// the parent shared with it (Cmd.Share, lock.Inherit).
 package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mproc-go/mproc/lock"
+	"github.com/mproc-go/mproc/process"
 )
 
 const (
 	workers = 8
 	lines   = 25
 	message = "the quick brown fox jumps over the lazy dog"
-	// workerEnv, in a worker's environment, holds the log file's path.
-	workerEnv = "LOG_LOCK_FILE"
 )
+
+// job is a worker's argument.
+type job struct {
+	ID     int
+	Path   string
+	NoLock bool
+}
+
+// logWorker runs in each worker process: it appends its lines to the log.
+var logWorker = process.RegisterFunc("log-worker", func(ctx context.Context, j job) (struct{}, error) {
+	return struct{}{}, worker(j)
+})
 
 // lineRE is a whole line; a torn one does not match.
 var lineRE = regexp.MustCompile(`^worker (\d) line (\d\d): ` + message + `$`)
 
 func main() {
+	process.Main() // in a worker: runs logWorker, then exits
 	nolock := flag.Bool("nolock", false, "write the lines without taking the lock")
 	flag.Parse()
 	log.SetFlags(0)
-	if path := os.Getenv(workerEnv); path != "" {
-		if err := worker(path, *nolock); err != nil {
-			log.Fatalf("worker %d: %v", os.Getpid(), err)
-		}
-		return
-	}
 	if err := parent(*nolock); err != nil {
 		log.Fatal(err)
 	}
@@ -79,10 +85,10 @@ func parent(nolock bool) error {
 	// The lock doubles as a starting gate: the workers wait for it until
 	// they have all started, so that they really write at the same time.
 	l.Lock()
-	cmds, err := startWorkers(l, path)
+	cmds, err := startWorkers(l, path, nolock)
 	l.Unlock()
 	for _, cmd := range cmds {
-		if werr := cmd.Wait(); werr != nil && err == nil {
+		if _, werr := cmd.Wait(); werr != nil && err == nil {
 			err = fmt.Errorf("a worker failed: %v", werr)
 		}
 	}
@@ -93,25 +99,18 @@ func parent(nolock bool) error {
 }
 
 // startWorkers starts worker processes 0..workers-1, each inheriting l
-// under the name "log". On error it kills the ones it started.
-func startWorkers(l *lock.Lock, path string) ([]*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	var cmds []*exec.Cmd
+// under the name "log". On error it stops the ones it started.
+func startWorkers(l *lock.Lock, path string, nolock bool) ([]*process.TypedCmd[struct{}], error) {
+	var cmds []*process.TypedCmd[struct{}]
 	for w := range workers {
-		// Same flags as the parent, then the worker's number.
-		cmd := exec.Command(self, slices.Concat(os.Args[1:], []string{strconv.Itoa(w)})...)
-		cmd.Env = append(os.Environ(), workerEnv+"="+path)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		err := l.Share(cmd, "log") // adds the lock to cmd.ExtraFiles and cmd.Env
+		cmd := logWorker.Command(job{ID: w, Path: path, NoLock: nolock})
+		err := cmd.Share(l, "log")
 		if err == nil {
-			err = cmd.Start()
+			err = cmd.Start(context.Background())
 		}
 		if err != nil {
 			for _, c := range cmds {
-				c.Process.Kill()
+				c.Kill()
 				c.Wait()
 			}
 			return nil, err
@@ -122,14 +121,13 @@ func startWorkers(l *lock.Lock, path string) ([]*exec.Cmd, error) {
 }
 
 // worker appends its lines to the log, each in several writes.
-func worker(path string, nolock bool) error {
-	id := flag.Arg(0)
+func worker(j job) error {
 	l, err := lock.Inherit("log")
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(j.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -138,11 +136,11 @@ func worker(path string, nolock bool) error {
 	l.Unlock()
 
 	for i := range lines {
-		if !nolock {
+		if !j.NoLock {
 			l.Lock()
 		}
-		err := writeLine(f, fmt.Sprintf("worker %s line %02d:", id, i))
-		if !nolock {
+		err := writeLine(f, fmt.Sprintf("worker %d line %02d:", j.ID, i))
+		if !j.NoLock {
 			l.Unlock()
 		}
 		if err != nil {

@@ -6,45 +6,51 @@
 //	go run ./examples/shared-counter          # prints 200, every time
 //	go run ./examples/shared-counter -nolock  # prints less: lost updates
 //
-// The workers are this same program re-executed (os/exec) with a variable
-// in their environment saying so. The parent creates one lock.Lock and
-// hands it to each worker with Lock.Share; a worker gets it with
-// lock.Inherit. The lock's two descriptors travel in exec.Cmd.ExtraFiles:
-// there is no lock file, no name to clean up, nothing left when the
-// processes exit.
+// Each worker is a function of this program run in a child process
+// (process.RegisterFunc; the child is this program executed again), given
+// the counter's path as a typed argument. The parent creates one lock.Lock
+// and hands it to each worker with Cmd.Share; a worker gets it with
+// lock.Inherit. The lock's descriptors travel in the child's inherited
+// descriptors: there is no lock file, no name to clean up, nothing left
+// when the processes exit.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mproc-go/mproc/lock"
+	"github.com/mproc-go/mproc/process"
 )
 
 const (
 	workers = 10
 	adds    = 20
-	// workerEnv, in a worker's environment, holds the counter file's path.
-	workerEnv = "SHARED_COUNTER_FILE"
 )
 
+// job is a worker's argument.
+type job struct {
+	Path   string
+	NoLock bool
+}
+
+// counterWorker runs in each worker process.
+var counterWorker = process.RegisterFunc("counter-worker", func(ctx context.Context, j job) (struct{}, error) {
+	return struct{}{}, worker(j.Path, j.NoLock)
+})
+
 func main() {
+	process.Main() // in a worker: runs counterWorker, then exits
 	nolock := flag.Bool("nolock", false, "update the counter without taking the lock")
 	flag.Parse()
 	log.SetFlags(0)
-	if path := os.Getenv(workerEnv); path != "" {
-		if err := worker(path, *nolock); err != nil {
-			log.Fatalf("worker %d: %v", os.Getpid(), err)
-		}
-		return
-	}
 	if err := parent(*nolock); err != nil {
 		log.Fatal(err)
 	}
@@ -78,7 +84,7 @@ func parent(nolock bool) error {
 	cmds, err := startWorkers(l, path, nolock)
 	l.Unlock()
 	for _, cmd := range cmds {
-		if werr := cmd.Wait(); werr != nil && err == nil {
+		if _, werr := cmd.Wait(); werr != nil && err == nil {
 			err = fmt.Errorf("a worker failed: %v", werr)
 		}
 	}
@@ -103,24 +109,18 @@ func parent(nolock bool) error {
 }
 
 // startWorkers starts the worker processes, each inheriting l under the
-// name "counter". On error it kills the ones it started.
-func startWorkers(l *lock.Lock, path string, nolock bool) ([]*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	var cmds []*exec.Cmd
+// name "counter". On error it stops the ones it started.
+func startWorkers(l *lock.Lock, path string, nolock bool) ([]*process.TypedCmd[struct{}], error) {
+	var cmds []*process.TypedCmd[struct{}]
 	for range workers {
-		cmd := exec.Command(self, os.Args[1:]...) // same flags as the parent
-		cmd.Env = append(os.Environ(), workerEnv+"="+path)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		err := l.Share(cmd, "counter") // adds the lock to cmd.ExtraFiles and cmd.Env
+		cmd := counterWorker.Command(job{Path: path, NoLock: nolock})
+		err := cmd.Share(l, "counter")
 		if err == nil {
-			err = cmd.Start()
+			err = cmd.Start(context.Background())
 		}
 		if err != nil {
 			for _, c := range cmds {
-				c.Process.Kill()
+				c.Kill()
 				c.Wait()
 			}
 			return nil, err
