@@ -298,6 +298,16 @@ func (r *Record) readCopy(i int, buf []byte) (version, error) {
 	}
 	whole := buf[:n]
 	if uint64(n) < headerLen+ln {
+		// A length that a dead writer or a foreign process got wrong must
+		// not make us allocate more than the file holds: the data must end
+		// before the first hole after the copy's start.
+		hole, err := unix.Seek(r.own, off, unix.SEEK_HOLE)
+		if err != nil {
+			return version{}, fail(os.NewSyscallError("lseek", err))
+		}
+		if uint64(hole-off) < headerLen+ln {
+			return version{}, nil
+		}
 		whole = make([]byte, headerLen+ln)
 		copy(whole, buf[:n])
 		if err := r.pread(whole[n:], off+int64(n)); err != nil {
