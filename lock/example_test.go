@@ -35,8 +35,8 @@ func Example() {
 	// Output: 4
 }
 
-// A process that might wait behind a holder that died gives up instead of
-// hanging.
+// A process that must not wait long behind a slow holder gives up at its
+// deadline. (A holder that dies frees the Lock: the kernel drops its flock.)
 func ExampleLock_LockContext() {
 	l, err := lock.New()
 	if err != nil {
@@ -44,7 +44,7 @@ func ExampleLock_LockContext() {
 	}
 	defer l.Close()
 
-	l.Lock() // held, as if by another process that then died
+	l.Lock() // held, as if by another process that is slow
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	err = l.LockContext(ctx)
@@ -71,7 +71,7 @@ func ExampleLock_Release() {
 }
 
 // The parent shares the Lock with a child that re-executes this program;
-// the child inherits it by name. Both then contend for the same token.
+// the child inherits it by name. Both then contend for the same lock.
 func ExampleLock_Share() {
 	if os.Getenv("ROLE") == "child" {
 		l, err := lock.Inherit("log")
