@@ -31,9 +31,6 @@ import (
 // any process tell a corrupted or misdelivered item.
 type msg = testitem.Item
 
-// last is the I of the item that tells a consumer to stop.
-const last = testitem.Stop
-
 func newMsg(p, i, size int) msg { return testitem.New(p, i, size) }
 
 const qname = "q"
