@@ -136,8 +136,9 @@
 // # Reading ahead
 //
 // A receive asks the descriptor for as many bytes as are waiting, up to
-// 64 KiB, and keeps those past its frame in the Conn for the next
-// receives: when messages arrive faster than they are received, one
+// the size of the Conn's buffer (4 KiB at first, doubling up to 64 KiB when
+// reads fill it or a message needs more), and keeps those past its frame in
+// the Conn for the next receives: when messages arrive faster than they are received, one
 // read(2) brings many of them, and the receiver parks in the runtime
 // poller only when the descriptor is empty. (A receive used to read the
 // header and then the body: two read(2) calls per message, plus a park

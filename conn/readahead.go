@@ -9,12 +9,17 @@ import (
 	"github.com/mproc-go/mproc/internal/frame"
 )
 
-// readBufSize is the size of a Conn's read-ahead buffer. A frame that fits
-// in it, header included, is returned from the buffer; a read(2) asks for
-// all the room the buffer has, so a receiver that falls behind takes many
-// frames per system call and parks in the poller only when the descriptor
-// is empty.
-const readBufSize = 64 << 10
+// readBufSize is the largest a Conn's read-ahead buffer grows. A frame
+// that fits in it, header included, is returned from the buffer; a read(2)
+// asks for all the room the buffer has, so a receiver that falls behind
+// takes many frames per system call and parks in the poller only when the
+// descriptor is empty. The buffer starts at readBufMin and doubles when a
+// read fills it or a frame needs more, so that a Conn that receives little
+// (a server's many clients) keeps 4 KiB, not 64.
+const (
+	readBufMin  = 4 << 10
+	readBufSize = 64 << 10
+)
 
 // ErrBuffered is returned by Share for a Conn that holds bytes it has read
 // ahead from its descriptor and not yet returned: a child given the
@@ -39,8 +44,14 @@ func (c *Conn) recv(ctx context.Context) (p []byte, owned bool, err error) {
 	if err := c.canRecv(); err != nil {
 		return nil, false, err
 	}
+	if ctx.Done() != nil {
+		// As when nothing is buffered: a ctx that has ended takes nothing.
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+	}
 	if c.rbuf == nil {
-		c.rbuf = make([]byte, readBufSize)
+		c.rbuf = make([]byte, readBufMin)
 	}
 	defer func() { c.buffered.Store(int64(c.rend - c.rpos)) }()
 	if c.rpos == c.rend {
@@ -54,6 +65,7 @@ func (c *Conn) recv(ctx context.Context) (p []byte, owned bool, err error) {
 			return nil, false, c.readErr(err, false)
 		}
 		c.rend = n
+		c.growIfFull()
 	}
 	// Where the frame begins in the stream: descriptors sent with a frame
 	// belong to the read that brought its first byte (handle.go).
@@ -77,7 +89,7 @@ func (c *Conn) recv(ctx context.Context) (p []byte, owned bool, err error) {
 	} else if n > max {
 		return nil, false, c.fail(fmt.Errorf("%w: %d bytes (maximum %d)", ErrMessageTooLarge, n, max))
 	}
-	if int64(hlen)+n <= int64(len(c.rbuf)) {
+	if int64(hlen)+n <= readBufSize {
 		size := hlen + int(n)
 		if err := c.fill(size); err != nil {
 			return nil, false, c.fail(c.readErr(err, true))
@@ -105,14 +117,17 @@ func (c *Conn) readLimit(want int) int {
 	return len(c.rbuf)
 }
 
-// fill reads until the buffer holds at least want (<= len(rbuf)) bytes
-// from rpos, moving them to the front first when they would not fit. It
-// ignores ctx: the frame has begun. End of file is io.ErrUnexpectedEOF.
+// fill reads until the buffer holds at least want (<= readBufSize) bytes
+// from rpos, growing the buffer or moving them to its front first when
+// they would not fit. It ignores ctx: the frame has begun. End of file is
+// io.ErrUnexpectedEOF.
 func (c *Conn) fill(want int) error {
 	if c.rend-c.rpos >= want {
 		return nil
 	}
-	if c.rpos+want > len(c.rbuf) {
+	if want > len(c.rbuf) {
+		c.grow(want)
+	} else if c.rpos+want > len(c.rbuf) {
 		c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
 		c.rpos = 0
 	}
@@ -122,8 +137,26 @@ func (c *Conn) fill(want int) error {
 		if err != nil && c.rend-c.rpos < want {
 			return noEOF(err)
 		}
+		c.growIfFull()
 	}
 	return nil
+}
+
+// grow replaces the buffer by one of at least want bytes (and at least
+// twice the old size, at most readBufSize), its bytes moved to the front.
+func (c *Conn) grow(want int) {
+	b := make([]byte, min(max(want, 2*len(c.rbuf)), readBufSize))
+	c.rend = copy(b, c.rbuf[c.rpos:c.rend])
+	c.rpos = 0
+	c.rbuf = b
+}
+
+// growIfFull doubles the buffer after a read that filled it: more was
+// probably waiting.
+func (c *Conn) growIfFull() {
+	if c.rend == len(c.rbuf) && len(c.rbuf) < readBufSize && !c.exact.Load() {
+		c.grow(0)
+	}
 }
 
 // bufferedReader reads a Conn's buffered bytes, then its descriptor, never

@@ -2,6 +2,7 @@ package conn_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -119,5 +120,54 @@ func TestReadAheadSizes(t *testing.T) {
 		require.NoError(t, w.Close())
 		_, err := rx.RecvBytes()
 		assert.ErrorIs(t, err, io.EOF)
+	})
+}
+
+// The read-ahead buffer starts small and grows only when reads fill it or
+// a frame needs more: a Conn that receives little keeps 4 KiB.
+func TestReadAheadBufferGrows(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tx, rx *conn.Conn) {
+		assert.Equal(t, 0, conn.ReadBufLen(rx), "no buffer before the first receive")
+		for i := range 20 {
+			require.NoError(t, tx.Send(i))
+			var got int
+			require.NoError(t, rx.Recv(&got))
+			require.Equal(t, i, got)
+		}
+		assert.Equal(t, 4<<10, conn.ReadBufLen(rx), "small messages one at a time")
+		assert.False(t, conn.HasBuffered(rx))
+
+		p := pattern(20000, 5)
+		require.NoError(t, tx.SendBytes(p))
+		require.NoError(t, tx.Send("next"))
+		got, err := rx.RecvBytes()
+		require.NoError(t, err)
+		require.Equal(t, p, got)
+		assert.GreaterOrEqual(t, conn.ReadBufLen(rx), 20004, "grown for a frame that needs it")
+		assert.LessOrEqual(t, conn.ReadBufLen(rx), 64<<10)
+		require.Eventually(t, func() bool {
+			ok, err := rx.Poll(0)
+			return err == nil && ok
+		}, 10*time.Second, time.Millisecond)
+		var s string
+		require.NoError(t, rx.Recv(&s))
+		assert.Equal(t, "next", s)
+	})
+}
+
+// A receive whose ctx has ended takes nothing, even when the message is
+// already in the Conn's buffer.
+func TestRecvContextEndedTakesBuffered(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tx, rx *conn.Conn) {
+		require.NoError(t, tx.Send("a"))
+		require.NoError(t, tx.Send("b"))
+		var s string
+		require.NoError(t, rx.Recv(&s))
+		require.Eventually(t, func() bool { return conn.HasBuffered(rx) || func() bool { ok, _ := rx.Poll(0); return ok }() }, 10*time.Second, time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		assert.ErrorIs(t, rx.RecvContext(ctx, &s), context.Canceled)
+		require.NoError(t, rx.Recv(&s))
+		assert.Equal(t, "b", s, "the message the cancelled receive left")
 	})
 }
