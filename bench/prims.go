@@ -95,8 +95,13 @@ func primsLoop(args []string) error {
 	default:
 		return fmt.Errorf("unknown case %q", args[0])
 	}
-	gate.Lock()
-	gate.Unlock()
+	// The gate: the parent holds it until every child has started.
+	if err := gate.LockContext(ctx); err != nil {
+		return err
+	}
+	if err := gate.Release(); err != nil {
+		return err
+	}
 	start := time.Now()
 	n := 0
 	for time.Since(start) < d {

@@ -92,11 +92,6 @@ func TestLoadThenStoreLosesUpdates(t *testing.T) {
 	assert.Positive(t, n)
 }
 
-type shared struct {
-	N float64
-	A [5]int32
-}
-
 // helperNegate sets n = 3.1415927 and negates every a[i] (Python's Value
 // and Array example).
 func helperNegate() {
