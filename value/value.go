@@ -56,7 +56,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -119,20 +118,11 @@ func New[T any](v T) (*Value[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := record.New("value", []byte(typeOf[T]()), data)
+	rec, err := record.New("value", []byte(share.TypeID[T]()), data)
 	if err != nil {
 		return nil, fmt.Errorf("value: %w", err)
 	}
 	return &Value[T]{rec: rec}, nil
-}
-
-// typeOf is the type recorded beside the value, checked by Inherit.
-func typeOf[T any]() string {
-	t := reflect.TypeFor[T]()
-	if t.PkgPath() != "" {
-		return t.PkgPath() + "." + t.Name()
-	}
-	return t.String()
 }
 
 func encode[T any](v T) ([]byte, error) {
@@ -149,7 +139,7 @@ func encode[T any](v T) ([]byte, error) {
 func decode[T any](data []byte) (T, error) {
 	var v T
 	if err := codec.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: decode a %s: %w", ErrCorrupt, typeOf[T](), err)
+		return v, fmt.Errorf("%w: decode a %s: %w", ErrCorrupt, share.TypeID[T](), err)
 	}
 	return v, nil
 }
@@ -237,7 +227,7 @@ func Inherit[T any](name string) (*Value[T], error) {
 			rec.Close()
 			return nil, err
 		}
-		if want := typeOf[T](); string(meta) != want {
+		if want := share.TypeID[T](); string(meta) != want {
 			rec.Close()
 			return nil, fmt.Errorf("%w: a Value of %s, not of %s", ErrWrongKind, meta, want)
 		}
