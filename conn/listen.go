@@ -31,9 +31,9 @@ type Listener struct {
 	s       settings
 	network string
 
-	ready chan *Conn    // authenticated clients, handed to Accept
-	slots chan struct{} // one per client between accept and Accept
-	done  chan struct{} // closed by Close
+	ready   chan *Conn    // authenticated clients, handed to Accept
+	pending chan struct{} // one per client between accept and Accept
+	done    chan struct{} // closed by Close
 
 	cancel context.CancelFunc // ends the ctx of the accept loop and the handshakes (Close)
 	wg     sync.WaitGroup     // the accept loop and the handshakes
@@ -69,7 +69,7 @@ func Listen(network, address string, opts ...Option) (*Listener, error) {
 		s:       s,
 		network: network,
 		ready:   make(chan *Conn),
-		slots:   make(chan struct{}, maxHandshakes),
+		pending: make(chan struct{}, maxHandshakes),
 		done:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,13 +130,13 @@ func (l *Listener) acceptLoop(ctx context.Context) {
 	var backoff time.Duration
 	for {
 		select {
-		case l.slots <- struct{}{}:
+		case l.pending <- struct{}{}:
 		case <-l.done:
 			return
 		}
 		nc, err := l.ln.Accept()
 		if err != nil {
-			<-l.slots
+			<-l.pending
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -160,7 +160,7 @@ func (l *Listener) acceptLoop(ctx context.Context) {
 // serve runs nc's handshake and hands the Conn to Accept.
 func (l *Listener) serve(ctx context.Context, nc net.Conn) {
 	defer l.wg.Done()
-	defer func() { <-l.slots }()
+	defer func() { <-l.pending }()
 	hctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	c, err := upgrade(hctx, nc, l.network, l.s, true)
 	cancel()
