@@ -56,7 +56,9 @@
 // its pid and shares; exited, with its status and duration; killed when
 // its grace ran out; its queues flushed at exit, with the item count).
 // Setting MPROC_DEBUG=1 in the environment writes them to stderr for every
-// Cmd without a Logger, as Python's log_to_stderr does.
+// Cmd without a Logger, as Python's log_to_stderr does. With
+// [Cmd.LogStderr], the child's stderr lines go to the logger too, each with
+// the child's name and pid.
 //
 // # From Python
 //

@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,11 @@ func init() {
 	Register("atexit-counted", func(ctx context.Context) error {
 		atexit.RegisterCounted(func(ctx context.Context) error { return nil }, func() int { return 3 })
 		return nil
+	})
+	// Writes three lines to stderr, the last one unfinished.
+	Register("stderr-lines", func(ctx context.Context) error {
+		_, err := os.Stderr.WriteString("first line\nsecond line\r\nno newline at the end")
+		return err
 	})
 	// Runs the child "ok" with no Logger: MPROC_DEBUG alone decides.
 	testproc.Register("run-ok", func() {
@@ -119,4 +125,24 @@ func TestLogDebugEnv(t *testing.T) {
 		assert.Contains(t, out, `status="exit status 0"`)
 		assert.Equal(t, 2, strings.Count(out, "level=DEBUG"), "stderr: %s", out)
 	}
+}
+
+// With LogStderr, the child's stderr lines go to the logger, with its name
+// and pid.
+func TestLogStderr(t *testing.T) {
+	testproc.CheckFDs(t)
+	log, rec := testproc.NewLogRecorder()
+	cmd := Command("stderr-lines")
+	cmd.Logger = log
+	cmd.LogStderr = true
+	require.NoError(t, cmd.Start(context.Background()))
+	reap(t, cmd)
+	require.NoError(t, waitFor(t, cmd, 10*time.Second))
+	var lines []string
+	for _, r := range rec.Records("process: child stderr") {
+		assert.Equal(t, "stderr-lines", r.Attrs["name"])
+		assert.Equal(t, int64(cmd.Pid()), r.Attrs["pid"])
+		lines = append(lines, r.Attrs["line"].(string))
+	}
+	assert.Equal(t, []string{"first line", "second line", "no newline at the end"}, lines)
 }

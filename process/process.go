@@ -189,6 +189,13 @@ type Cmd struct {
 	// silent, unless the environment variable MPROC_DEBUG is set to 1:
 	// then a text logger writes them to stderr.
 	Logger *slog.Logger
+	// LogStderr sends the child's standard error, line by line, to Logger
+	// (at level Info, message "process: child stderr", with the child's
+	// name and pid and the line) instead of to this process's stderr, as
+	// hashicorp/go-plugin does. It applies when Stderr is nil and the
+	// logger takes Info records; otherwise the output goes where Stderr
+	// says. A line longer than 64 KiB is cut into several records.
+	LogStderr bool
 
 	// noPdeathsig leaves the control channel as the only parent-death
 	// signal; for tests.
@@ -210,6 +217,7 @@ type run struct {
 	ready    chan error    // the child's first word: nil once it reached Main
 	flushing chan struct{} // closed when the child said its exit flush began
 	done     chan struct{} // closed once the child is reaped and the fields below set
+	lines    *lineLog      // the child's stderr, with LogStderr
 
 	mu      sync.Mutex
 	cause   error     // context.Cause of Start's ctx, once it ended and the child was signalled
@@ -345,6 +353,12 @@ func (c *Cmd) Start(ctx context.Context) error {
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = output(c.Stdout, os.Stdout)
 	cmd.Stderr = output(c.Stderr, os.Stderr)
+	log := debuglog.Resolve(c.Logger)
+	var lines *lineLog
+	if c.LogStderr && c.Stderr == nil && log.Enabled(context.Background(), slog.LevelInfo) {
+		lines = &lineLog{log: log, name: c.Name}
+		cmd.Stderr = lines
+	}
 	// How long Wait waits for the child's output pipes (with a Stdout or
 	// Stderr that is not a file) once the child has exited: a grandchild
 	// may hold them.
@@ -366,8 +380,10 @@ func (c *Cmd) Start(ctx context.Context) error {
 		g.Close() // the child has its copy: see Cmd
 	}
 	c.given = nil
-	log := debuglog.Resolve(c.Logger)
-	r := &run{ready: make(chan error, 1), flushing: make(chan struct{}), done: make(chan struct{})}
+	if lines != nil {
+		lines.pid.Store(int64(cmd.Process.Pid))
+	}
+	r := &run{ready: make(chan error, 1), flushing: make(chan struct{}), done: make(chan struct{}), lines: lines}
 	began := time.Now()
 	go c.wait(cmd, mine, release, r, log, began)
 
@@ -516,6 +532,9 @@ func (c *Cmd) wait(cmd *exec.Cmd, parent *conn.Conn, release func(), r *run, log
 	parent.Close()
 	werr := cmd.Wait()
 	release()
+	if r.lines != nil {
+		r.lines.flush() // exec's copying has ended with Wait
+	}
 
 	state := cmd.ProcessState
 	pid := cmd.Process.Pid
