@@ -30,6 +30,8 @@ import (
 	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mproc-go/mproc/internal/codec"
 )
 
 // msgpack type codes (the format's specification; the library's msgpcode
@@ -94,6 +96,9 @@ func appendChunk(b []byte, fname string, ch chunk) ([]byte, error) {
 // readChunkName reads the function name of a chunk message and returns it
 // with the rest of the message, the inputs.
 func readChunkName(b []byte) (string, []byte, error) {
+	if err := check(b); err != nil {
+		return "", nil, err
+	}
 	r := reader{b: b}
 	if n, err := r.arrayLen(); err != nil || n != 2 {
 		return "", nil, fmt.Errorf("%w: chunk is not a pair", errWire)
@@ -152,6 +157,9 @@ func appendResult[Out any](b []byte, out []Out, errs []taskErr) ([]byte, error) 
 // readResult decodes a result message into out, whose length must be the
 // chunk's, and returns its task errors.
 func readResult[Out any](b []byte, out []Out) ([]taskErr, error) {
+	if err := check(b); err != nil {
+		return nil, err
+	}
 	r := reader{b: b}
 	if n, err := r.arrayLen(); err != nil || n != 2 {
 		return nil, fmt.Errorf("%w: result is not a pair", errWire)
@@ -177,6 +185,18 @@ func readResult[Out any](b []byte, out []Out) ([]taskErr, error) {
 		}
 	}
 	return errs, nil
+}
+
+// check refuses a message that is not exactly one well-formed msgpack
+// value, whose containers claim more elements than its bytes hold or nest
+// deeper than codec.MaxDepth: the bytes come from another process, and
+// the msgpack library would size slices from lying headers and recurse
+// without bound.
+func check(b []byte) error {
+	if err := codec.Check(b); err != nil {
+		return fmt.Errorf("%w: %w", errWire, err)
+	}
+	return nil
 }
 
 // appendArray appends s to b as one msgpack array.

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mproc-go/mproc/internal/codec"
 )
 
 // wireCase checks that the hand-written codec of []T and the msgpack
@@ -147,28 +150,65 @@ func TestEncodeEach(t *testing.T) {
 	assert.Nil(t, got[1])
 }
 
-// FuzzReadResult feeds arbitrary messages to the decoders: they must fail
-// cleanly, never panic, and never allocate for a length the bytes cannot
-// hold.
-func FuzzReadResult(f *testing.F) {
-	for _, seed := range [][]byte{
+// wireSeeds are the fuzzers' seeds: genuine messages, a lying header,
+// nesting and trailing bytes. (TestWireChecksFirst has the nesting past
+// codec.MaxDepth: as a seed, its 10 KB slow the fuzzer's minimizing down.)
+func wireSeeds() [][]byte {
+	deep := append(bytes.Repeat([]byte{0x91}, 100), 0xc0)
+	return [][]byte{
 		must(appendResult(nil, []int{1, -2, 300}, nil)),
 		must(appendResult(nil, []string{"a", "bc", ""}, []taskErr{{Index: 1, Msg: "m"}})),
+		must(appendResult(nil, []any{int8(1), "x", []any{true}}, []taskErr{{Index: 0, Panic: true, Msg: "p", Stack: "s"}})),
 		must(appendChunk(nil, "fn", &tchunk[float64, int]{in: []float64{1.5, 2}})),
 		must(appendChunk(nil, "square", &tchunk[int, int]{in: []int{1, 2, 3}})),
+		must(appendChunk(nil, "m", &tchunk[map[string]int, int]{in: []map[string]int{{"a": 1}, {}}})),
+		must(appendGeneral(nil, hello{Msg: "no", Type: "*errors.errorString", Init: true})),
 		appendRefusal(nil, "no such function"),
 		{0x92, 0xdd, 0xff, 0xff, 0xff, 0xff},
-	} {
+		{0x92, 0xa1, 0x66, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		append([]byte{0x92, 0x91}, deep...),
+		{0x92, 0x91, 0x01, 0xc0, 0xc1, 0xc1},
+	}
+}
+
+// FuzzReadResult feeds arbitrary result messages (a worker's bytes, as the
+// pool reads them) to the decoders: they must fail cleanly, never panic,
+// never allocate for a length the bytes cannot hold, and what parses must
+// round-trip.
+func FuzzReadResult(f *testing.F) {
+	for _, seed := range wireSeeds() {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readResult(b, make([]int, 3))
-		readResult(b, make([]string, 3))
 		readResult(b, make([]float64, 2))
-		// (Not map[string]any: msgpack v5.4.1's DecodeMap sizes the map by
-		// the header, unchecked, and a lying header exhausts the memory.)
 		readResult(b, make([]struct{ A []int }, 2))
+		readResult(b, make([]map[string]any, 1)) // checked first: no lying map header reaches the library
+		readResult(b, make([]any, 3))
 		refusal(b)
+		out := make([]string, 3)
+		if errs, err := readResult(b, out); err == nil {
+			again, err := appendResult(nil, out, errs)
+			require.NoError(t, err)
+			back := make([]string, 3)
+			errsBack, err := readResult(again, back)
+			require.NoError(t, err)
+			require.Equal(t, out, back, "what parsed round-trips")
+			require.Equal(t, len(errs), len(errsBack))
+		}
+	})
+}
+
+// FuzzReadChunk feeds arbitrary chunk messages (the pool's bytes, as a
+// worker reads them) and hello messages (a worker's first word, as the
+// pool reads it) to their decoders, with the same demands.
+func FuzzReadChunk(f *testing.F) {
+	for _, seed := range wireSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h hello
+		codec.Unmarshal(b, &h)
 		name, rest, err := readChunkName(b)
 		if err != nil {
 			return
@@ -185,7 +225,36 @@ func FuzzReadResult(f *testing.F) {
 		}
 		readChunk[string](rest)
 		readChunk[bool](rest)
+		readChunk[int8](rest)
+		readChunk[uint16](rest)
+		readChunk[float32](rest)
+		readChunk[any](rest)
+		readChunk[map[string]int](rest)
+		readChunk[struct {
+			A string
+			B []float64
+		}](rest)
 	})
+}
+
+// Messages that are not exactly one well-formed value, or nest deeper
+// than codec.MaxDepth, are refused before the library sees them.
+func TestWireChecksFirst(t *testing.T) {
+	deep := append(bytes.Repeat([]byte{0x91}, codec.MaxDepth+1), 0xc0)
+	_, _, err := readChunkName(append([]byte{0x92, 0xa1, 0x66, 0x91}, deep...))
+	assert.ErrorIs(t, err, errWire)
+	assert.ErrorIs(t, err, codec.ErrTooDeep)
+	_, err = readResult(append([]byte{0x92, 0x91}, deep...), make([]any, 1))
+	assert.ErrorIs(t, err, codec.ErrTooDeep)
+
+	good := must(appendChunk(nil, "fn", &tchunk[int, int]{in: []int{1, 2}}))
+	_, _, err = readChunkName(append(good, 0xc1))
+	assert.ErrorIs(t, err, errWire, "a trailing byte")
+	_, _, err = readChunkName(append(good, 0x01))
+	assert.ErrorIs(t, err, errWire, "a second value")
+	res := must(appendResult(nil, []int{1}, nil))
+	_, err = readResult(append(res, 0xc0), make([]int, 1))
+	assert.ErrorIs(t, err, errWire, "a trailing value after a result")
 }
 
 func must(b []byte, err error) []byte {
