@@ -164,22 +164,73 @@ func (jq *Queue[T]) stopHooks() { jq.giveUpOnce.Do(func() { close(jq.giveUp) }) 
 
 func (jq *Queue[T]) hooks() mq.Hooks {
 	return mq.Hooks{
-		BeforeSend: func(n int) error {
+		BeforeSend: func(ctx context.Context, n int) error {
 			// The items are counted before any process can receive them.
-			return jq.countErr(jq.c.Add(untilClosed(jq.giveUp), int64(n)))
+			return jq.update(ctx,
+				func() (bool, error) { return jq.c.TryAdd(int64(n)) },
+				func(ctx context.Context) error { return jq.c.Add(ctx, int64(n)) })
 		},
-		SendFailed: func(n int) {
+		SendFailed: func(ctx context.Context, n int) {
 			// Items counted and not delivered: uncount them.
-			jq.c.DoneUpTo(untilClosed(jq.giveUp), int64(n))
+			jq.uncount(ctx, n)
 		},
-		// Items counted and lost on the way (their sender died while
-		// streaming one, Close interrupted it): nobody can get them, so
-		// nobody will mark them done.
-		Dropped: func(n int) {
-			jq.c.DoneUpTo(untilClosed(jq.giveUp), int64(n))
+		// Items counted and lost in this process (the kernel could not
+		// give it a large item's pipe, Close could not hand them back):
+		// nobody can get them, so nobody will mark them done.
+		Dropped: func(ctx context.Context, n int) {
+			jq.uncount(ctx, n)
 		},
 		BeforeBlock: jq.tally.kickNow,
 	}
+}
+
+func (jq *Queue[T]) uncount(ctx context.Context, n int) {
+	jq.update(ctx,
+		func() (bool, error) { _, ok, err := jq.c.TryDoneUpTo(int64(n)); return ok, err },
+		func(ctx context.Context) error { _, err := jq.c.DoneUpTo(ctx, int64(n)); return err })
+}
+
+// tryCountWait bounds how long TryPut, which has no ctx, waits for the
+// shared count while another process updates it.
+const tryCountWait = time.Second
+
+// update runs a count update for the engine: at once when the count's
+// baton is free (the usual case, no allocation), otherwise waiting for it
+// with the caller's ctx, which also ends when Close begins (a Put's; the
+// flusher's only when Close gives up on the count, after closeWait, so
+// that Close can still flush) and, for TryPut, after tryCountWait. No lock
+// of this process is held meanwhile: a process that holds the count, or
+// died holding it, costs the caller its ctx, never a hang.
+func (jq *Queue[T]) update(ctx context.Context, try func() (bool, error), wait func(context.Context) error) error {
+	if ok, err := try(); ok || err != nil {
+		return jq.countErr(err)
+	}
+	stopOn, why := jq.closing, ErrClosed
+	switch mq.OriginOf(ctx) {
+	case mq.OriginFlusher:
+		stopOn = jq.giveUp
+		why = fmt.Errorf("joinable: task count: Close gave up waiting for it after %v (a process died holding it?): %w", closeWait, context.DeadlineExceeded)
+	case mq.OriginTry:
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, tryCountWait)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(untilClosed(stopOn), cancel)
+	defer stop()
+	err := wait(ctx)
+	select {
+	case <-stopOn:
+		if err != nil && errors.Is(err, context.Canceled) {
+			return why
+		}
+	default:
+	}
+	if errors.Is(err, context.DeadlineExceeded) && mq.OriginOf(ctx) == mq.OriginTry {
+		return fmt.Errorf("joinable: task count busy for %v (a process died holding it?): %w", tryCountWait, err)
+	}
+	return jq.countErr(err)
 }
 
 // Put adds v to the queue, blocking while a bounded queue is full; see

@@ -33,6 +33,38 @@ func (c *Counter) take(ctx context.Context) (record, error) {
 	return rec, nil
 }
 
+// tryTake takes the baton if no goroutine or process holds it; ok is false
+// when one does. It never waits.
+func (c *Counter) tryTake() (rec record, ok bool, err error) {
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		return record{}, false, nil
+	}
+	select {
+	case <-c.closing:
+		<-c.sem
+		return record{}, false, ErrClosed
+	default:
+	}
+	var b [recordLen]byte
+	n, rerr := unix.Read(c.brFD, b[:])
+	switch {
+	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+		<-c.sem
+		return record{}, false, nil
+	case rerr != nil:
+		<-c.sem
+		return record{}, false, fmt.Errorf("counter: take the baton: %w", os.NewSyscallError("read", rerr))
+	}
+	rec, err = decode(b[:n])
+	if err != nil {
+		<-c.sem
+		return record{}, false, err
+	}
+	return rec, true, nil
+}
+
 // read reads the record, waiting until ctx ends or Close. The caller holds
 // sem, so it is the only reader of this process and owns the read deadline.
 func (c *Counter) read(ctx context.Context) (record, error) {

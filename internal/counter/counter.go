@@ -244,6 +244,38 @@ func (c *Counter) Add(ctx context.Context, n int64) error {
 	return c.put(rec)
 }
 
+// TryAdd is Add if the baton is free: it reports false, and changes
+// nothing, when another goroutine or process holds it. It never waits.
+func (c *Counter) TryAdd(n int64) (bool, error) {
+	if n < 0 {
+		return false, fmt.Errorf("counter: Add(%d): negative", n)
+	}
+	rec, ok, err := c.tryTake()
+	if !ok || err != nil {
+		return false, err
+	}
+	if rec.count > math.MaxInt64-n {
+		c.put(rec)
+		return true, fmt.Errorf("counter: Add(%d) overflows the count %d", n, rec.count)
+	}
+	rec.count += n
+	return true, c.put(rec)
+}
+
+// TryDoneUpTo is DoneUpTo if the baton is free: it reports false, and
+// changes nothing, when another goroutine or process holds it.
+func (c *Counter) TryDoneUpTo(n int64) (took int64, ok bool, err error) {
+	if n < 0 {
+		return 0, false, fmt.Errorf("counter: DoneUpTo(%d): negative", n)
+	}
+	rec, ok, err := c.tryTake()
+	if !ok || err != nil {
+		return 0, false, err
+	}
+	n = min(n, rec.count)
+	return n, true, c.lower(rec, n)
+}
+
 // Done lowers the count by n (n >= 0). If the count is below n it returns
 // ErrTooManyTaskDone and leaves the count unchanged. Waiters in Join are
 // woken when the count reaches zero. Blocking as for Add.

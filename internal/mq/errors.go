@@ -15,8 +15,9 @@ type Errors struct {
 	// Prefix is the package's name, which starts every message.
 	Prefix string
 	// The package's sentinels, standing for the engine's ErrClosed,
-	// ErrFull, ErrEmpty, ErrTooLarge, ErrMaxsize and ErrCorrupt.
-	Closed, Full, Empty, TooLarge, Maxsize, Corrupt error
+	// ErrFull, ErrEmpty, ErrTooLarge, ErrMaxsize, ErrCorrupt and
+	// ErrDropped.
+	Closed, Full, Empty, TooLarge, Maxsize, Corrupt, Dropped error
 }
 
 // NewErrors makes the sentinels of the package named pkg: "pkg: closed"
@@ -31,6 +32,7 @@ func NewErrors(pkg string) *Errors {
 		TooLarge: s(ErrTooLarge),
 		Maxsize:  s(ErrMaxsize),
 		Corrupt:  s(ErrCorrupt),
+		Dropped:  s(ErrDropped),
 	}
 }
 
@@ -56,11 +58,14 @@ func (e *Errors) Public(err error) error {
 		return e.Maxsize
 	case ErrCorrupt:
 		return e.Corrupt
+	case ErrDropped:
+		return e.Dropped
 	}
 	pe := &publicError{err: err}
 	for _, p := range [...]struct{ engine, public error }{
 		{ErrClosed, e.Closed}, {ErrFull, e.Full}, {ErrEmpty, e.Empty},
 		{ErrTooLarge, e.TooLarge}, {ErrMaxsize, e.Maxsize}, {ErrCorrupt, e.Corrupt},
+		{ErrDropped, e.Dropped},
 	} {
 		if errors.Is(err, p.engine) {
 			pe.sentinel = p.public

@@ -104,7 +104,7 @@ func TestForgedPacketsChangeNoAccounting(t *testing.T) {
 	testproc.CheckFDs(t)
 	var dropped atomic.Int64
 	const maxsize = 4
-	q, err := New[item](maxsize, Hooks{Dropped: func(n int) { dropped.Add(int64(n)) }})
+	q, err := New[item](maxsize, Hooks{Dropped: func(_ context.Context, n int) { dropped.Add(int64(n)) }})
 	require.NoError(t, err)
 	defer q.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -21,6 +21,10 @@ var (
 	// ErrClosed is returned by every call on a Queue after Close, and by a
 	// call that Close interrupted. Test with errors.Is.
 	ErrClosed = errors.New("closed")
+	// ErrDropped is returned by Close when it dropped items this process
+	// put and had not sent, because an earlier Flush gave up on them (its
+	// ctx ended); the message says how many. Test with errors.Is.
+	ErrDropped = errors.New("items dropped")
 	// ErrFull is returned by TryPut when the queue holds maxsize items (or,
 	// for a synchronous queue, when the socket is full). Test with errors.Is.
 	ErrFull = errors.New("full")
@@ -45,7 +49,14 @@ var (
 // Hooks let a layer above (joinable) account for items as they cross
 // process boundaries. Every field may be nil. Hooks run in the goroutine
 // that sends or receives (a Put, the flusher, a Get); they must not call
-// the Queue.
+// the Queue. The engine holds no lock of its own while a hook runs, so a
+// hook may wait (for another process) as long as its ctx allows.
+//
+// The ctx a hook gets is its caller's: a Put's own ctx; for TryPut, one
+// that Origin reports as OriginTry; for the flusher, one that Origin
+// reports as OriginFlusher and that ends when Close gives up on the
+// backlog (see Close). A hook that waits must return when ctx ends; it may
+// bound the wait further (joinable ends a Put's wait when it is closed).
 type Hooks struct {
 	// BeforeSend runs before a packet carrying n items is handed to the
 	// kernel, i.e. before any of them can be received by any process. If it
@@ -54,41 +65,65 @@ type Hooks struct {
 	// next Put/Flush/Close of this process). Items that Close hands back to
 	// the queue (received here, never taken) are sent again without
 	// BeforeSend: they were counted when first sent.
-	BeforeSend func(n int) error
+	BeforeSend func(ctx context.Context, n int) error
 	// SendFailed runs when a packet for which BeforeSend returned nil was
 	// not delivered.
-	SendFailed func(n int)
+	SendFailed func(ctx context.Context, n int)
 	// BeforeBlock runs in Get, in the calling goroutine, right before it
 	// would block waiting for an item.
 	BeforeBlock func()
-	// Dropped runs in a receiving process when n items that were sent
-	// (and counted by BeforeSend) are lost without reaching a Get caller
-	// by this process's doing: a large item whose pipe the kernel could
-	// not give this process (descriptor limit), items Close could not
-	// hand back. It does not run for packets no mq writer produces, nor
-	// for a large item whose body ended early (a forged stub looks the
-	// same as the item of a producer killed mid-body), nor for one whose
-	// body Close interrupted: those took nothing that can be told apart
-	// from a forgery, and they give nothing back.
-	Dropped func(n int)
+	// Dropped runs when n items that were sent (and counted by BeforeSend)
+	// are lost without reaching a Get caller by this process's doing: a
+	// large item whose pipe the kernel could not give this process
+	// (descriptor limit), items Close hands back and could not send. It
+	// does not run for packets no mq writer produces, nor for a large item
+	// whose body ended early (a forged stub looks the same as the item of
+	// a producer killed mid-body), nor for one whose body Close
+	// interrupted: those took nothing that can be told apart from a
+	// forgery, and they give nothing back.
+	Dropped func(ctx context.Context, n int)
 }
 
-func (h *Hooks) beforeSend(n int) error {
+// Origin tells a hook which call of the engine runs it.
+type Origin int
+
+const (
+	// OriginCall: a Put (the ctx is the Put's), or a Get.
+	OriginCall Origin = iota
+	// OriginTry: TryPut, which has no ctx of its own.
+	OriginTry
+	// OriginFlusher: the goroutine that sends the backlog, also while
+	// Close flushes it.
+	OriginFlusher
+)
+
+type originKey struct{}
+
+// OriginOf returns the Origin of a hook's ctx.
+func OriginOf(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
+}
+
+// tryCtx is the ctx of TryPut's hooks.
+var tryCtx = context.WithValue(context.Background(), originKey{}, OriginTry)
+
+func (h *Hooks) beforeSend(ctx context.Context, n int) error {
 	if h.BeforeSend == nil {
 		return nil
 	}
-	return h.BeforeSend(n)
+	return h.BeforeSend(ctx, n)
 }
 
-func (h *Hooks) sendFailed(n int) {
+func (h *Hooks) sendFailed(ctx context.Context, n int) {
 	if h.SendFailed != nil && n > 0 {
-		h.SendFailed(n)
+		h.SendFailed(ctx, n)
 	}
 }
 
-func (h *Hooks) dropped(n int) {
+func (h *Hooks) dropped(ctx context.Context, n int) {
 	if h.Dropped != nil && n > 0 {
-		h.Dropped(n)
+		h.Dropped(ctx, n)
 	}
 }
 
@@ -113,6 +148,12 @@ type Queue[T any] struct {
 
 	send sender[T]
 	recv receiver[T]
+
+	// flushCtx is the ctx of the flusher's hooks; cancelFlush ends it when
+	// Close drops the backlog. gaveUp: a Flush returned on its ctx.
+	flushCtx    context.Context
+	cancelFlush context.CancelFunc
+	gaveUp      atomic.Bool
 
 	life      sync.RWMutex // calls hold it for reading; Close waits for them
 	closed    atomic.Bool
@@ -241,6 +282,7 @@ func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], err
 			return nil, err
 		}
 	}
+	q.flushCtx, q.cancelFlush = context.WithCancel(context.WithValue(context.Background(), originKey{}, OriginFlusher))
 	q.send.init()
 	q.atexit = atexit.RegisterCounted(q.Flush, q.send.pending)
 	return q, nil
@@ -367,19 +409,29 @@ func (q *Queue[T]) inQueue() (int, error) {
 	return n, err
 }
 
-// Close flushes what this process put (waiting as long as that takes:
-// bound it with Flush first), hands back to the queue the items this
-// process received and no Get took, and releases this process's
+// Close flushes what this process put, hands back to the queue the items
+// this process received and no Get took, and releases this process's
 // descriptors. It wakes, with ErrClosed, every call of this process
 // blocked on the queue, and joins the goroutines the Queue started. Other
-// processes keep their own descriptors and go on. Close is idempotent and
-// safe to call concurrently; every call returns the result of the first:
-// an error of an earlier buffered send, or of the flush.
+// processes keep their own descriptors and go on.
+//
+// The flush waits as long as it takes (while the queue is full and nobody
+// gets), unless a Flush of this process returned on its ctx before: then
+// Close does not wait again. It sends what the socket takes at once, drops
+// the rest (the backlog, the packet being sent, the large items whose
+// bodies are still being written), gives their slots back, and returns an
+// error wrapping ErrDropped that says how many items it dropped. So
+// Flush(ctx) then Close bounds Close.
+//
+// Close is idempotent and safe to call concurrently; every call returns
+// the result of the first: an error of an earlier buffered send, of the
+// flush, or ErrDropped.
 func (q *Queue[T]) Close() error {
 	q.closeOnce.Do(func() {
 		q.closed.Store(true)
 		close(q.done)
 		atexit.Unregister(q.atexit)
+		drop := q.gaveUp.Load()
 		// Wake the blocked callers: Gets wait on rcv (and perhaps an item's
 		// body), Puts on the token pipe or, when synchronous, on snd.
 		q.rcv.Close()
@@ -387,18 +439,22 @@ func (q *Queue[T]) Close() error {
 		if q.tok != nil {
 			q.tok.r.Close()
 		}
-		if q.sync {
+		if q.sync || drop {
 			q.snd.SetWriteDeadline(aLongTimeAgo)
 			q.send.interrupt()
+		}
+		if drop {
+			q.send.drop(q)
 		}
 		// Wait until every call has returned.
 		q.life.Lock()
 		q.life.Unlock()
-		if q.sync {
+		if q.sync && !drop {
 			q.snd.SetWriteDeadline(time.Time{})
 		}
 		errs := []error{q.handBack()}
 		errs = append(errs, q.send.stop())
+		q.cancelFlush()
 		q.snd.Close()
 		if q.tok != nil {
 			q.tok.w.Close()

@@ -320,7 +320,7 @@ func (q *Queue[T]) unpack(ctx context.Context, wait bool, n, oobn, flags int) (v
 		// its). The item is lost here, by this process's fault: give its
 		// slot back, and tell the layer above.
 		q.giveSlot()
-		q.hooks.dropped(1)
+		q.hooks.dropped(ctx, 1)
 		return v, false, fmt.Errorf("a large item was lost: this process could not receive its pipe (descriptor limit reached): %w", syscall.EMFILE)
 	case len(fds) > 0 || isBig(p):
 		if len(fds) != 1 || !isBig(p) || flags&unix.MSG_CTRUNC != 0 {

@@ -28,7 +28,8 @@ type parcel struct {
 	n        int     // frames in b
 	big      *encBuf // a large item
 	prep     *bigSend
-	handback bool // items Close gives back: no hooks, they were counted
+	handback bool // items Close gives back: they were counted when first sent
+	counted  bool // BeforeSend already ran for these items (a Put's, or handback)
 	rights   int  // a handed-back large item's pipe, sent with b; -1: none
 }
 
@@ -40,7 +41,7 @@ func putParcel(c *parcel) {
 	if c.big != nil {
 		return
 	}
-	c.b, c.n, c.handback, c.rights = c.b[:0], 0, false, -1
+	c.b, c.n, c.handback, c.counted, c.rights = c.b[:0], 0, false, false, -1
 	parcelPool.Put(c)
 }
 
@@ -53,6 +54,9 @@ type sender[T any] struct {
 	streams  int  // large items whose body is still being written
 	started  bool // the flusher runs
 	stopping bool
+	dropping bool          // Close drops what is left (a Flush gave up)
+	dropped  int           // items dropping cost
+	room     chan struct{} // closed when queued falls below maxBuffered
 	idle     chan struct{} // closed when nothing is left to send
 	err      error         // first error of a buffered send, for the next call
 	lost     int           // items that error cost
@@ -62,8 +66,15 @@ type sender[T any] struct {
 	pace  pacer        // the flusher's
 
 	bodyMu sync.Mutex
-	bodies map[*os.File]bool // large items' bodies a synchronous Put is writing
+	bodies map[*os.File]bool // large items' bodies being written (a synchronous Put, a body writer)
 }
+
+// maxBuffered is the most items a producer of a bounded queue holds in
+// its backlog (the packet being sent included): about one packet. Each
+// holds a slot from its Put on, so a producer killed with a backlog takes
+// at most this many slots with it; a Put waits while the backlog is
+// this long.
+const maxBuffered = maxFrames
 
 func (s *sender[T]) init() {
 	s.cond.L = &s.mu
@@ -90,7 +101,8 @@ func (s *sender[T]) takeErr() error {
 }
 
 // fail records that n buffered items were not sent because of err, and
-// frees their slots.
+// frees their slots. Items that Close dropped are counted apart (see
+// Close).
 func (s *sender[T]) fail(q *Queue[T], n int, err error) {
 	if q.tok != nil {
 		if gerr := q.tok.give(n); gerr != nil {
@@ -98,10 +110,14 @@ func (s *sender[T]) fail(q *Queue[T], n int, err error) {
 		}
 	}
 	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
+	if s.dropping {
+		s.dropped += n
+	} else {
+		if s.err == nil {
+			s.err = err
+		}
+		s.lost += n
 	}
-	s.lost += n
 	s.mu.Unlock()
 }
 
@@ -128,7 +144,7 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 
 // TryPut is Put that never waits: it returns ErrFull instead.
 func (q *Queue[T]) TryPut(v T) error {
-	return q.put(context.Background(), v, false)
+	return q.put(tryCtx, v, false)
 }
 
 func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
@@ -152,13 +168,23 @@ func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
 			return err
 		}
 	}
-	if err := q.send.put(q, e); err != nil {
+	if err := q.send.put(ctx, q, e, wait); err != nil {
 		if q.tok != nil {
-			err = errors.Join(err, q.tok.give(1))
+			q.tok.give(1)
 		}
-		return err
+		return q.closedOr(err)
 	}
 	return nil
+}
+
+// closedOr returns ErrClosed for an error of a call that Close raced
+// (a send that found this process's own ends closed, the last ones of the
+// queue), and err otherwise.
+func (q *Queue[T]) closedOr(err error) error {
+	if err != nil && q.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return ErrClosed
+	}
+	return err
 }
 
 // takeSlot takes a free slot of a bounded queue.
@@ -188,43 +214,82 @@ func (q *Queue[T]) slotErr(err error) error {
 }
 
 // put sends e now if nothing of this process waits to be sent, and
-// buffers it otherwise.
-func (s *sender[T]) put(q *Queue[T], e *encBuf) error {
+// buffers it otherwise. BeforeSend runs without s.mu, with the caller's
+// ctx: it may wait for another process (joinable's count), and nothing of
+// this process may wait behind it.
+func (s *sender[T]) put(ctx context.Context, q *Queue[T], e *encBuf, wait bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	direct := len(s.backlog) == 0 && !s.inFlight
+	if !direct && q.tok != nil {
+		// A bounded queue's backlog holds at most maxBuffered items.
+		for s.queued >= maxBuffered {
+			if !wait {
+				s.mu.Unlock()
+				return ErrFull
+			}
+			if s.room == nil {
+				s.room = make(chan struct{})
+			}
+			room := s.room
+			s.mu.Unlock()
+			select {
+			case <-room:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-q.done:
+				return ErrClosed
+			}
+			s.mu.Lock()
+		}
+		direct = len(s.backlog) == 0 && !s.inFlight
+	}
+	if !direct {
+		s.enqueue(q, e, nil, false)
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	if err := q.hooks.beforeSend(ctx, 1); err != nil {
+		return err
+	}
+	s.mu.Lock()
 	var prep *bigSend
 	if len(s.backlog) == 0 && !s.inFlight {
 		sent, p, err := q.sendNow(e)
-		if sent || err != nil {
+		if sent {
+			s.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			s.mu.Unlock()
+			q.hooks.sendFailed(ctx, 1)
 			return err
 		}
 		prep = p
 	}
-	s.enqueue(q, e, prep)
+	// Counted already: the flusher sends it without BeforeSend.
+	s.enqueue(q, e, prep, true)
+	s.mu.Unlock()
 	return nil
 }
 
-// sendNow tries to send e without waiting. It returns sent false and no
-// error when the socket is full; for a large item, prep is then the pipe
-// already prepared. The caller holds s.mu.
+// sendNow tries to send e, which BeforeSend counted, without waiting. It
+// returns sent false and no error when the socket is full; for a large
+// item, prep is then the pipe already prepared. The caller holds s.mu
+// (nothing here waits).
 func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
-	if err := q.hooks.beforeSend(1); err != nil {
-		return false, nil, err
-	}
 	if !e.big() {
 		serr := sendPacket(q.sndFD, e.frame(), -1) // see putSync
 		if serr == nil {
 			return true, nil, nil
 		}
-		q.hooks.sendFailed(1)
 		if serr == unix.EAGAIN {
 			return false, nil, nil
 		}
-		return false, nil, sendError(serr)
+		return false, nil, q.sendError(serr)
 	}
 	bs, err := prepareBig(e.payload())
 	if err != nil {
-		q.hooks.sendFailed(1)
 		return false, nil, err
 	}
 	var serr error
@@ -235,26 +300,26 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 		q.send.finishBigLocked(q, bs, e, false)
 		return true, nil, nil
 	}
-	q.hooks.sendFailed(1)
 	if serr == unix.EAGAIN {
 		return false, bs, nil
 	}
 	bs.close()
-	return false, nil, sendError(serr)
+	return false, nil, q.sendError(serr)
 }
 
 // enqueue appends e to the backlog. The caller holds s.mu.
-func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend) {
+func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend, counted bool) {
 	if e.big() {
-		s.backlog = append(s.backlog, &parcel{big: e.keep(), prep: prep, rights: -1})
+		s.backlog = append(s.backlog, &parcel{big: e.keep(), prep: prep, counted: counted, rights: -1})
 	} else {
 		f := e.frame()
 		var last *parcel
 		if k := len(s.backlog); k > 0 {
 			last = s.backlog[k-1]
 		}
-		if last == nil || last.big != nil || last.handback || len(last.b)+len(f) > maxPacket {
+		if last == nil || last.big != nil || last.handback || last.counted != counted || len(last.b)+len(f) > maxPacket {
 			last = getParcel()
+			last.counted = counted
 			s.backlog = append(s.backlog, last)
 		}
 		last.b = append(last.b, f...)
@@ -303,19 +368,20 @@ func (s *sender[T]) run(q *Queue[T]) {
 }
 
 // sendParcel sends the frames of c in packets of at most s.batch frames, or
-// its large item.
+// its large item. While Close drops (dropping), it sends only what the
+// socket takes at once, and only items already counted.
 func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
+	ctx := q.flushCtx
 	if c.big != nil {
 		s.sendBig(q, c)
 		return
 	}
 	if c.rights >= 0 {
 		// A large item's stub handed back by Close, with its pipe.
-		waited, err := q.sendWait(nil, c.b, c.rights)
+		waited, err := q.flusherSend(nil, c.b, c.rights)
 		unix.Close(c.rights)
 		if err != nil {
-			q.hooks.dropped(1)
-			s.fail(q, 1, err)
+			s.lose(q, c, 1, err)
 		}
 		s.sent(1, waited)
 		putParcel(c)
@@ -328,22 +394,23 @@ func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
 			_, end, _ = nextFrame(c.b, end)
 			n++
 		}
-		if !c.handback {
-			if err := q.hooks.beforeSend(n); err != nil {
+		if !c.counted {
+			if s.isDropping() {
+				s.fail(q, n, ErrDropped)
+				s.sent(n, false)
+				off = end
+				continue
+			}
+			if err := q.hooks.beforeSend(ctx, n); err != nil {
 				s.fail(q, n, err)
 				s.sent(n, false)
 				off = end
 				continue
 			}
 		}
-		waited, err := q.sendWait(nil, c.b[off:end], -1)
+		waited, err := q.flusherSend(nil, c.b[off:end], -1)
 		if err != nil {
-			if c.handback {
-				q.hooks.dropped(n)
-			} else {
-				q.hooks.sendFailed(n)
-			}
-			s.fail(q, n, err)
+			s.lose(q, c, n, err)
 		}
 		s.sent(n, waited)
 		off = end
@@ -351,32 +418,92 @@ func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
 	putParcel(c)
 }
 
-func (s *sender[T]) sendBig(q *Queue[T], c *parcel) {
-	bs := c.prep
-	if err := q.hooks.beforeSend(1); err != nil {
-		if bs != nil {
-			bs.close()
-		}
-		c.big.release()
-		s.fail(q, 1, err)
-		s.sent(1, false)
+// lose accounts for n counted items of c that could not be sent.
+func (s *sender[T]) lose(q *Queue[T], c *parcel, n int, err error) {
+	if !c.handback {
+		q.hooks.sendFailed(q.flushCtx, n)
+		s.fail(q, n, err)
 		return
 	}
-	if bs == nil {
-		var err error
-		if bs, err = prepareBig(c.big.payload()); err != nil {
+	// Items this process received and no Get took: not its puts, so no
+	// error of its Puts; lost unless nobody holds the queue any more (then
+	// nobody could have got them).
+	q.hooks.dropped(q.flushCtx, n)
+	if q.tok != nil {
+		q.tok.give(n)
+	}
+	if !fd.IsPeerClosed(errors.Unwrap(err)) && !fd.IsPeerClosed(err) {
+		s.mu.Lock()
+		if s.dropping {
+			s.dropped += n
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *sender[T]) isDropping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropping
+}
+
+// flusherSend sends hdr+p as one packet, waiting for room unless Close
+// drops the backlog: then it tries once.
+func (q *Queue[T]) flusherSend(hdr, p []byte, rights int) (waited bool, err error) {
+	if !q.send.isDropping() {
+		return q.sendWait(hdr, p, rights)
+	}
+	var serr error
+	if err := q.sndRC.Control(func(d uintptr) {
+		if len(hdr) == 0 {
+			serr = sendPacket(int(d), p, rights)
+		} else {
+			serr = sendGather(int(d), hdr, p, rights)
+		}
+	}); err != nil {
+		return false, closedErr(err)
+	}
+	if serr == unix.EAGAIN {
+		return false, ErrDropped
+	}
+	if serr != nil {
+		return false, q.sendError(serr)
+	}
+	return false, nil
+}
+
+func (s *sender[T]) sendBig(q *Queue[T], c *parcel) {
+	bs := c.prep
+	if !c.counted {
+		err := error(ErrDropped)
+		if !s.isDropping() {
+			err = q.hooks.beforeSend(q.flushCtx, 1)
+		}
+		if err != nil {
+			if bs != nil {
+				bs.close()
+			}
 			c.big.release()
-			q.hooks.sendFailed(1)
 			s.fail(q, 1, err)
 			s.sent(1, false)
 			return
 		}
 	}
-	waited, err := q.sendWait(bs.hdr[:], bs.inline, bs.r)
+	if bs == nil {
+		var err error
+		if bs, err = prepareBig(c.big.payload()); err != nil {
+			c.big.release()
+			q.hooks.sendFailed(q.flushCtx, 1)
+			s.fail(q, 1, err)
+			s.sent(1, false)
+			return
+		}
+	}
+	waited, err := q.flusherSend(bs.hdr[:], bs.inline, bs.r)
 	if err != nil {
 		bs.close()
 		c.big.release()
-		q.hooks.sendFailed(1)
+		q.hooks.sendFailed(q.flushCtx, 1)
 		s.fail(q, 1, err)
 	} else {
 		s.mu.Lock()
@@ -391,6 +518,10 @@ func (s *sender[T]) sent(n int, waited bool) {
 	s.pace.sent(n, waited, &s.batch)
 	s.mu.Lock()
 	s.queued -= n
+	if s.room != nil && s.queued < maxBuffered {
+		close(s.room)
+		s.room = nil
+	}
 	s.mu.Unlock()
 }
 
@@ -414,15 +545,24 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 	f := os.NewFile(uintptr(bs.w), "mproc:queue-item")
 	rest := bs.rest
 	s.streams++
+	s.bodyMu.Lock()
+	s.bodies[f] = true
+	s.bodyMu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		// An error means the receiver died or closed mid-item: the item
-		// was its, and is lost with it.
-		f.Write(rest)
+		// An error means the receiver died or closed mid-item (the item
+		// was its, and is lost with it), or that Close dropped it.
+		_, err := f.Write(rest)
+		s.bodyMu.Lock()
+		delete(s.bodies, f)
+		s.bodyMu.Unlock()
 		f.Close()
 		e.release()
 		s.mu.Lock()
+		if err != nil && s.dropping && errors.Is(err, os.ErrClosed) {
+			s.dropped++
+		}
 		s.streams--
 		s.checkIdle()
 		s.mu.Unlock()
@@ -445,16 +585,25 @@ func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) 
 		return true
 	})
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && q.send.isDropping() {
+			return waited, ErrDropped
+		}
 		return waited, closedErr(err)
 	}
 	if serr != nil {
-		return waited, sendError(serr)
+		return waited, q.sendError(serr)
 	}
 	return waited, nil
 }
 
-func sendError(err error) error {
+// sendError describes a failed send. When this process is closing and
+// held the queue's last receiving end, the send failed because of that:
+// ErrClosed.
+func (q *Queue[T]) sendError(err error) error {
 	if fd.IsPeerClosed(err) {
+		if q.closed.Load() {
+			return fmt.Errorf("%w (no other process has the queue open): %w", ErrClosed, err)
+		}
 		return fmt.Errorf("no process has the queue open any more: %w", err)
 	}
 	return fmt.Errorf("send: %w", err)
@@ -484,12 +633,25 @@ func (q *Queue[T]) Flush(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			// Close will not wait for these items again: see Close.
+			q.gaveUp.Store(true)
 			return ctx.Err()
 		case <-q.done:
 			return ErrClosed
 		}
 	}
 	return s.takeErr()
+}
+
+// drop makes the flusher drop what it cannot send at once, and interrupts
+// its wait for room, its hooks and the body writers (Close, after a Flush
+// gave up).
+func (s *sender[T]) drop(q *Queue[T]) {
+	s.mu.Lock()
+	s.dropping = true
+	s.mu.Unlock()
+	q.cancelFlush()
+	s.interrupt()
 }
 
 // stop lets the flusher send what is left, and joins it and the body
@@ -500,10 +662,18 @@ func (s *sender[T]) stop() error {
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	s.wg.Wait()
-	return s.takeErr()
+	err := s.takeErr()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped > 0 {
+		err = errors.Join(err, fmt.Errorf("%w: Close dropped %d item(s) this process had put and not sent (a Flush had given up on them)", ErrDropped, s.dropped))
+		s.dropped = 0
+	}
+	return err
 }
 
-// interrupt closes the bodies synchronous Puts are writing.
+// interrupt closes the bodies being written (synchronous Puts, body
+// writers).
 func (s *sender[T]) interrupt() {
 	s.bodyMu.Lock()
 	defer s.bodyMu.Unlock()
@@ -515,7 +685,7 @@ func (s *sender[T]) interrupt() {
 // putSync sends e in the caller (NewSync): when it returns nil, the item
 // is in the kernel.
 func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
-	if err := q.hooks.beforeSend(1); err != nil {
+	if err := q.hooks.beforeSend(ctx, 1); err != nil {
 		return err
 	}
 	if !e.big() {
@@ -530,16 +700,16 @@ func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
 		} else if serr == unix.EAGAIN {
 			serr = ErrFull
 		} else {
-			serr = sendError(serr)
+			serr = q.sendError(serr)
 		}
 		if serr != nil {
-			q.hooks.sendFailed(1)
+			q.hooks.sendFailed(ctx, 1)
 		}
 		return serr
 	}
 	bs, err := prepareBig(e.payload())
 	if err != nil {
-		q.hooks.sendFailed(1)
+		q.hooks.sendFailed(ctx, 1)
 		return err
 	}
 	defer bs.close()
@@ -555,10 +725,10 @@ func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
 			serr = q.waitSend(ctx, send)
 		}
 	} else if serr != nil {
-		serr = sendError(serr)
+		serr = q.sendError(serr)
 	}
 	if serr != nil {
-		q.hooks.sendFailed(1)
+		q.hooks.sendFailed(ctx, 1)
 		return serr
 	}
 	return q.streamBody(bs)
@@ -586,7 +756,7 @@ func (q *Queue[T]) waitSend(ctx context.Context, send func(uintptr) error) error
 	case err == nil && serr == nil:
 		return nil
 	case err == nil:
-		return sendError(serr)
+		return q.sendError(serr)
 	case errors.Is(err, os.ErrDeadlineExceeded) && fired:
 		return ctx.Err()
 	case errors.Is(err, os.ErrDeadlineExceeded) && q.closed.Load():

@@ -176,6 +176,11 @@ func (t *tokens) give(n int) error {
 		if err == unix.EAGAIN {
 			return fmt.Errorf("token pipe full while giving back %d slot(s): more tokens than maxsize %d (a process wrote to it?)", n, t.maxsize)
 		}
+		if err == unix.EPIPE {
+			// No process holds the read end any more: nobody can take a
+			// slot again, so none needs giving back.
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("give back a slot: %w", err)
 		}
