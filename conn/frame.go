@@ -23,9 +23,10 @@ const (
 	// bytes that actually arrive.
 	DefaultMaxMessageSize = 1 << 30
 
-	// firstChunk is the most a reader allocates on the word of a header
-	// alone; past it the buffer grows with the data that arrives.
-	firstChunk = 1 << 20
+	// readStep is the most a reader allocates on the word of a header
+	// alone; past it the payload is read in pieces of readStep bytes,
+	// allocated as the data arrives.
+	readStep = 1 << 20
 )
 
 var (
@@ -113,28 +114,28 @@ func readPayload(r io.Reader, n int64, buf []byte) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	if n <= firstChunk {
+	if n <= readStep {
 		buf = make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, noEOF(err)
 		}
 		return buf, nil
 	}
-	// Read in chunks allocated as the data arrives, then join them: a
-	// writer that stops early has cost at most what it sent plus one chunk,
+	// Read in pieces allocated as the data arrives, then join them: a
+	// writer that stops early has cost at most what it sent plus one piece,
 	// a whole payload twice its size. (A buffer that doubles ahead of the
 	// data costs up to four times what arrived.)
-	chunks := make([][]byte, 0, min(n/firstChunk+1, 64))
+	pieces := make([][]byte, 0, min(n/readStep+1, 64))
 	for got := int64(0); got < n; {
-		c := make([]byte, min(n-got, firstChunk))
+		c := make([]byte, min(n-got, readStep))
 		if _, err := io.ReadFull(r, c); err != nil {
 			return nil, noEOF(err)
 		}
-		chunks = append(chunks, c)
+		pieces = append(pieces, c)
 		got += int64(len(c))
 	}
 	buf = make([]byte, 0, n)
-	for _, c := range chunks {
+	for _, c := range pieces {
 		buf = append(buf, c...)
 	}
 	return buf, nil
