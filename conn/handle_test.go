@@ -18,6 +18,7 @@ import (
 	"github.com/mproc-go/mproc/pipe"
 	"github.com/mproc-go/mproc/queue"
 	"github.com/mproc-go/mproc/simplequeue"
+	"github.com/mproc-go/mproc/value"
 )
 
 // shareReport is what the share worker says about each object it received.
@@ -129,6 +130,22 @@ func useShared(ctx context.Context, name string) (int, error) {
 			return 0, err
 		}
 		return v, c.Send(v * 2)
+	case "value":
+		v, err := value.Inherit[int](name)
+		if err != nil {
+			return 0, err
+		}
+		defer v.Close()
+		return v.Update(ctx, func(old int) int { return old + 1 })
+	case "wrongtype":
+		// A Value[string] asked for as a Value[int]: the item type is
+		// checked, as it is for an inherited one.
+		v, err := value.Inherit[int](name)
+		if err == nil {
+			v.Close()
+			return 0, fmt.Errorf("a Value[string] inherited as a Value[int]")
+		}
+		return 0, err
 	case "hold":
 		// Inherited and kept open: the name stays taken.
 		_, err := lock.Inherit(name)
@@ -235,12 +252,31 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			assert.Equal(t, 42, v, "the worker answered on the conn it was sent")
 			assert.Equal(t, shareReport{Name: "conn-1", Sum: 21}, report())
 
+			// A Value: the worker's Update is seen here.
+			val, err := value.New(41)
+			require.NoError(t, err)
+			defer val.Close()
+			require.NoError(t, ctl.SendShare(ctx, val, "value-1"))
+			assert.Equal(t, shareReport{Name: "value-1", Sum: 42}, report())
+			got, err := val.Load(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 42, got, "the worker updated our Value")
+
+			// The item type is checked: a Value[string] asked for as a
+			// Value[int].
+			sval, err := value.New("text")
+			require.NoError(t, err)
+			defer sval.Close()
+			require.NoError(t, ctl.SendShare(ctx, sval, "wrongtype-1"))
+			r := report()
+			assert.True(t, r.WrongKind, "ErrWrongKind in the worker: %s", r.Err)
+
 			// The same checks as Inherit: a lock asked for as a queue.
 			l2, err := lock.New()
 			require.NoError(t, err)
 			defer l2.Close()
 			require.NoError(t, ctl.SendShare(ctx, l2, "wrongkind-1"))
-			r := report()
+			r = report()
 			assert.True(t, r.WrongKind, "ErrWrongKind in the worker: %s", r.Err)
 			// A name the worker already has (and has not closed).
 			require.NoError(t, ctl.SendShare(ctx, l2, "hold-1"))
