@@ -8,12 +8,21 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 // maxHandshakes bounds the clients a Listener holds at once between
 // accepting their socket and Accept returning their Conn; past it the
 // Listener stops accepting and new clients wait in the kernel's backlog.
 const maxHandshakes = 128
+
+type listenerNotSendable = share.Local[listenerName]
+
+// listenerName names conn.Listener in the errors of listenerNotSendable.
+type listenerName struct{}
+
+func (listenerName) String() string { return "conn.Listener" }
 
 // Listener accepts connections from processes that dial its address, the
 // Go counterpart of Python's multiprocessing.connection.Listener.
@@ -27,6 +36,10 @@ const maxHandshakes = 128
 //
 // A Listener is safe for use by several goroutines.
 type Listener struct {
+	// listenerNotSendable makes msgpack refuse a Listener in a message:
+	// see ErrNotSendable.
+	listenerNotSendable
+
 	ln      net.Listener
 	s       settings
 	network string

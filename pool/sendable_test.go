@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,7 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/mproc-go/mproc/barrier"
+	"github.com/mproc-go/mproc/condition"
 	"github.com/mproc-go/mproc/conn"
+	"github.com/mproc-go/mproc/event"
 	"github.com/mproc-go/mproc/internal/testproc"
 	"github.com/mproc-go/mproc/joinable"
 	"github.com/mproc-go/mproc/lock"
@@ -18,7 +22,9 @@ import (
 	"github.com/mproc-go/mproc/pool"
 	"github.com/mproc-go/mproc/process"
 	"github.com/mproc-go/mproc/queue"
+	"github.com/mproc-go/mproc/semaphore"
 	"github.com/mproc-go/mproc/simplequeue"
+	"github.com/mproc-go/mproc/value"
 )
 
 // holders are values that hold an mproc object in each way a caller may
@@ -46,6 +52,24 @@ func holders(t *testing.T, p *pool.Pool[any, any]) []struct {
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	cmd := process.Command("nothing")
+	v, err := value.New(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { v.Close() })
+	sem, err := semaphore.New(1)
+	require.NoError(t, err)
+	t.Cleanup(func() { sem.Close() })
+	ev, err := event.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { ev.Close() })
+	bar, err := barrier.New(2)
+	require.NoError(t, err)
+	t.Cleanup(func() { bar.Close() })
+	cond, err := condition.New(l)
+	require.NoError(t, err)
+	t.Cleanup(func() { cond.Close() })
+	ln, err := conn.Listen("unix", filepath.Join(t.TempDir(), "sock"))
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
 
 	type lockPtr struct{ L *lock.Lock }
 	type queueByValue struct{ Q queue.Queue[int] }
@@ -73,6 +97,12 @@ func holders(t *testing.T, p *pool.Pool[any, any]) []struct {
 		{"*pool.Pool field", "pool.Pool", poolPtr{p}},
 		{"*process.Cmd field", "process.Cmd", cmdPtr{cmd}},
 		{"*queue.Queue alone", "queue.Queue", q},
+		{"*value.Value in a map", "value.Value", map[string]any{"v": v}},
+		{"*semaphore.Semaphore alone", "semaphore.Semaphore", sem},
+		{"*event.Event in a slice", "event.Event", []any{1, ev}},
+		{"*barrier.Barrier alone", "barrier.Barrier", bar},
+		{"*condition.Condition alone", "condition.Condition", cond},
+		{"*conn.Listener alone", "conn.Listener", ln},
 	}
 }
 
