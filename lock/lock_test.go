@@ -60,6 +60,10 @@ func helperPeer() {
 			err := l.LockContext(ctx)
 			cancel()
 			reply = errName(err)
+		case "lock-waiting": // Lock in the background; answer once it waits
+			go l.Lock()
+			testproc.WaitBlocked(nil, "lock.(*Lock).LockContext", 1)
+			reply = "waiting"
 		case "release":
 			reply = errName(l.Release())
 		case "spin": // lock and unlock in a loop until "stop"
@@ -387,7 +391,7 @@ func TestLockContextHonoursCtx(t *testing.T) {
 			done <- l.LockContext(context.Background()) // waits on the pipe
 		}()
 		<-started
-		time.Sleep(20 * time.Millisecond)
+		testproc.WaitBlocked(t, "lock.(*Lock).LockContext", 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		assert.ErrorIs(t, l.LockContext(ctx), context.DeadlineExceeded, "waits for the turn, then gives up")
@@ -508,7 +512,7 @@ func TestCloseWakesBlockedCallers(t *testing.T) {
 			errs <- l.LockContext(context.Background())
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // one waits on the pipe, the others for the turn
+	testproc.WaitBlocked(t, "lock.(*Lock).LockContext", waiters) // one waits on the pipe, the others for the turn
 	require.NoError(t, l.Close())
 	for range waiters {
 		select {
@@ -627,9 +631,7 @@ func TestWaiterKilled(t *testing.T) {
 	p := startPeer(t, l)
 	l.Lock()
 	// The child waits for the token and is killed waiting: nothing is lost.
-	_, err := fmt.Fprintln(p.in, "lock")
-	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond)
+	require.Equal(t, "waiting", p.do("lock-waiting"))
 	require.NoError(t, p.cmd.Process.Kill())
 	p.cmd.Wait()
 	l.Unlock()
