@@ -53,7 +53,7 @@ type peer struct {
 
 func (p *peer) close() {
 	if p != nil && p.tls != nil {
-		p.tls.linger()
+		p.tls.close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package conn_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -420,4 +421,31 @@ func TestDialUntrustedTLS(t *testing.T) {
 	var got string
 	require.NoError(t, c.Recv(&got))
 	assert.Equal(t, "over TLS", got)
+}
+
+// Close of a TLS Conn lets what was sent before it reach the peer: the
+// pump drains, then closes the TLS connection.
+func TestTLSCloseDrains(t *testing.T) {
+	testproc.CheckFDs(t)
+	srvTLS, cliTLS := testTLS(t)
+	l := listen(t, "unix", conn.WithTLS(srvTLS))
+	ctx := ctxTimeout(t, 20*time.Second)
+	c, err := conn.Dial(ctx, "unix", l.Addr().String(), conn.WithTLS(cliTLS))
+	require.NoError(t, err)
+	s, err := l.Accept(ctx)
+	require.NoError(t, err)
+	defer s.Close()
+	big := pattern(8<<20, 3)
+	done := goSend(func() error {
+		if err := c.SendBytes(big); err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	got, err := s.RecvBytes()
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "8 MiB sent before Close arrive intact")
+	require.NoError(t, waitErr(t, done, "SendBytes and Close"))
+	_, err = s.RecvBytes()
+	assert.ErrorIs(t, err, io.EOF)
 }

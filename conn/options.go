@@ -53,7 +53,9 @@ func WithAuthKey(key []byte) Option {
 // certificates for Listen, a client config for Dial; Dial fills in
 // ServerName from the address when cfg leaves it empty). With WithAuthKey
 // too, the authkey handshake runs inside TLS. A TLS peer is another Go
-// program: Python's multiprocessing has no TLS.
+// program: Python's multiprocessing has no TLS. Close of a TLS Conn
+// returns once what was sent before it has gone to the peer, or after 5
+// seconds of a peer that does not read.
 func WithTLS(cfg *tls.Config) Option {
 	return func(s *settings) { s.tls = cfg }
 }

@@ -21,7 +21,8 @@ const tlsLinger = 5 * time.Second
 // connection. So Poll, Wait, deadlines and Close behave exactly as on any
 // other Conn, at the price of one copy each way. Closing the Conn closes
 // its end: the pump sends what the Conn had sent, then closes the TLS
-// connection (close_notify), within tlsLinger; the peer closing the TLS
+// connection (close_notify), within tlsLinger, and Close returns once the
+// pump's goroutines have ended; the peer closing the TLS
 // connection closes the pump's end, which the Conn sees as EOF after the
 // last message.
 type tlsPump struct {
@@ -71,8 +72,10 @@ func (p *tlsPump) out() {
 	p.tc.Close()
 }
 
-// linger is called by Conn.Close: what the pump is sending must go
-// within tlsLinger, or be dropped.
-func (p *tlsPump) linger() {
+// close is called by Conn.Close, after it closed the Conn's end: what the
+// pump is sending must go within tlsLinger, or be dropped; then the pump
+// closes the TLS connection and both goroutines end, which close waits for.
+func (p *tlsPump) close() {
 	p.tc.SetWriteDeadline(time.Now().Add(tlsLinger))
+	p.wg.Wait()
 }
