@@ -68,6 +68,7 @@ var errWire = errors.New("pool: malformed message")
 
 // taskErr is one failed task in a result message.
 type taskErr struct {
+	//lint:ignore U1000 the field carries msgpack's as_array tag for the struct
 	_msgpack struct{} `msgpack:",as_array"`
 	Index    int      // in the chunk
 	Panic    bool
@@ -80,6 +81,7 @@ type taskErr struct {
 // otherwise why it is not. The flags say which of the package's sentinels
 // the parent wraps around Msg: the error itself stays in the worker.
 type hello struct {
+	//lint:ignore U1000 the field carries msgpack's as_array tag for the struct
 	_msgpack     struct{} `msgpack:",as_array"`
 	Msg          string
 	Type         string

@@ -137,6 +137,7 @@ func worker(path string, nolock bool) error {
 	}
 	defer l.Close()
 	l.Lock() // wait at the starting gate
+	//lint:ignore SA2001 waiting for the lock is the point: the parent holds it until every worker is ready
 	l.Unlock()
 
 	for range adds {

@@ -448,6 +448,7 @@ func (q *Queue[T]) Close() error {
 		}
 		// Wait until every call has returned.
 		q.life.Lock()
+		//lint:ignore SA2001 taking life exclusively waits for every call that holds it shared to return
 		q.life.Unlock()
 		if q.sync && !drop {
 			q.snd.SetWriteDeadline(time.Time{})

@@ -44,15 +44,6 @@ func inherit[T any](name string, h Hooks) *Queue[T] {
 	return obj.(*Queue[T])
 }
 
-func shareQ[T any](t *testing.T, q *Queue[T], name string, helper string, args ...string) *os.Process {
-	t.Helper()
-	cmd := testproc.Command(t, helper, args...)
-	require.NoError(t, share.Add(cmd, name, kind, q.Files()...))
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { testproc.WaitTimeout(cmd, 10*time.Second) })
-	return cmd.Process
-}
-
 func argInt(i int) int {
 	n, err := strconv.Atoi(testproc.Args()[i])
 	testproc.Check(err, "argument")
