@@ -39,8 +39,8 @@ var (
 	// consumed and its descriptors closed. Test with errors.Is.
 	ErrUnexpectedShare = errors.New("conn: received a shared object; receive it with RecvShare")
 	// ErrNameTaken is returned by RecvShare when this process already has
-	// an object, inherited or received, by the name the sender gave; the
-	// descriptors are closed. Test with errors.Is.
+	// an object, inherited or received and not closed, by the name the
+	// sender gave; the descriptors are closed. Test with errors.Is.
 	ErrNameTaken = share.ErrNameTaken
 )
 

@@ -16,7 +16,9 @@ var ErrNameTaken = errors.New("mproc: this process already has an object by that
 // closes) them.
 //
 // The kernel gave these descriptor numbers just now, so an entry that lists
-// one of them describes descriptors closed since: it is removed.
+// one of them describes descriptors closed since: it is removed, as is an
+// entry by the same name none of whose descriptors is open any more (its
+// object was closed).
 func Adopt(name, kind string, fds []int) error {
 	if !ValidName(name) {
 		return fmt.Errorf("%w %q", ErrBadName, name)
@@ -24,7 +26,8 @@ func Adopt(name, kind string, fds []int) error {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
 	registry.entries = slices.DeleteFunc(registry.entries, func(e Entry) bool {
-		stale := slices.ContainsFunc(e.FDs, func(fd int) bool { return slices.Contains(fds, fd) })
+		stale := slices.ContainsFunc(e.FDs, func(fd int) bool { return slices.Contains(fds, fd) }) ||
+			e.Name == name && !slices.ContainsFunc(e.FDs, fdOpen)
 		if stale {
 			delete(registry.objects, e.Name)
 		}

@@ -39,5 +39,10 @@ func TestAdopt(t *testing.T) {
 	assert.Equal(t, Entry{Name: "newer", Kind: "thing", FDs: []int{d}}, e)
 	_, err = Inherit("adopted", "thing", nil)
 	assert.ErrorIs(t, err, ErrNotInherited)
+
+	// The name of an object whose descriptors are all closed is free too.
 	unix.Close(d)
+	require.NoError(t, Adopt("newer", "thing", []int{d + 1000}))
+	e, _ = Lookup("newer")
+	assert.Equal(t, []int{d + 1000}, e.FDs)
 }
