@@ -47,6 +47,10 @@ var (
 	// any real data, and deep enough to overflow the decoder's stack); the
 	// item is discarded before decoding and the queue remains usable.
 	ErrTooDeep = mq.ErrTooDeep
+	// ErrDropped is returned by Close when it dropped items this process
+	// had put and not sent, because a Flush had given up on them (its ctx
+	// ended): see Close. The message says how many.
+	ErrDropped = errs.Dropped
 
 	// The errors of Share and Inherit, shared by every mproc package.
 

@@ -163,17 +163,55 @@ func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
 	if q.sync {
 		return q.putSync(ctx, e, wait)
 	}
-	if q.tok != nil {
+	if q.tok == nil {
+		return q.closedOr(q.send.put(ctx, q, e))
+	}
+	for {
+		// A bounded queue's producer buffers at most maxBuffered items:
+		// wait for room in the backlog (holding no slot), then take a slot.
+		if err := q.send.waitRoom(ctx, q, wait); err != nil {
+			return err
+		}
 		if err := q.takeSlot(ctx, wait); err != nil {
 			return err
 		}
-	}
-	if err := q.send.put(ctx, q, e, wait); err != nil {
-		if q.tok != nil {
-			q.tok.give(1)
+		err := q.send.put(ctx, q, e)
+		if err == nil {
+			return nil
 		}
-		return q.closedOr(err)
+		q.tok.give(1)
+		if err != errNoRoom {
+			return q.closedOr(err)
+		}
 	}
+}
+
+// errNoRoom: a bounded queue's backlog filled up again meanwhile.
+var errNoRoom = errors.New("backlog full")
+
+// waitRoom waits while this process's backlog holds maxBuffered items.
+func (s *sender[T]) waitRoom(ctx context.Context, q *Queue[T], wait bool) error {
+	s.mu.Lock()
+	for s.queued >= maxBuffered {
+		if !wait {
+			s.mu.Unlock()
+			return ErrFull
+		}
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-q.done:
+			return ErrClosed
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -217,31 +255,12 @@ func (q *Queue[T]) slotErr(err error) error {
 // buffers it otherwise. BeforeSend runs without s.mu, with the caller's
 // ctx: it may wait for another process (joinable's count), and nothing of
 // this process may wait behind it.
-func (s *sender[T]) put(ctx context.Context, q *Queue[T], e *encBuf, wait bool) error {
+func (s *sender[T]) put(ctx context.Context, q *Queue[T], e *encBuf) error {
 	s.mu.Lock()
 	direct := len(s.backlog) == 0 && !s.inFlight
-	if !direct && q.tok != nil {
-		// A bounded queue's backlog holds at most maxBuffered items.
-		for s.queued >= maxBuffered {
-			if !wait {
-				s.mu.Unlock()
-				return ErrFull
-			}
-			if s.room == nil {
-				s.room = make(chan struct{})
-			}
-			room := s.room
-			s.mu.Unlock()
-			select {
-			case <-room:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-q.done:
-				return ErrClosed
-			}
-			s.mu.Lock()
-		}
-		direct = len(s.backlog) == 0 && !s.inFlight
+	if !direct && q.tok != nil && s.queued >= maxBuffered {
+		s.mu.Unlock()
+		return errNoRoom
 	}
 	if !direct {
 		s.enqueue(q, e, nil, false)

@@ -1,0 +1,129 @@
+package joinable_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/mproc-go/mproc/internal/share"
+	"github.com/mproc-go/mproc/internal/testproc"
+	"github.com/mproc-go/mproc/joinable"
+)
+
+func init() {
+	// hold-count END: take the task count's baton (read its record from
+	// the baton pipe, as a process in the middle of an update does) and
+	// print "held"; then END: "die" exits holding it (a process killed
+	// mid-update), "release" waits for a line on stdin and gives it back.
+	testproc.Register("hold-count", func() {
+		e, ok := share.Lookup(qname)
+		if !ok {
+			testproc.Fatalf("no %s", qname)
+		}
+		var rec [16]byte
+		for {
+			n, err := unix.Read(e.FDs[0], rec[:])
+			if err == unix.EAGAIN || err == unix.EINTR {
+				time.Sleep(time.Millisecond) // the baton is busy
+				continue
+			}
+			testproc.Check(err, "read the record")
+			if n != len(rec) {
+				testproc.Fatalf("read %d bytes of the record", n)
+			}
+			break
+		}
+		fmt.Println("held")
+		if testproc.Args()[0] == "release" {
+			bufio.NewReader(os.Stdin).ReadString('\n')
+			_, err := unix.Write(e.FDs[1], rec[:])
+			testproc.Check(err, "give the record back")
+			fmt.Println("released")
+		}
+	})
+}
+
+// within runs f in a goroutine and fails t unless it returns within d.
+func within[V any](t *testing.T, d time.Duration, what string, f func() V) V {
+	t.Helper()
+	done := make(chan V, 1)
+	go func() { done <- f() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		panic("unreachable")
+	}
+}
+
+// Another process holds the count (it died holding it, or holds it for
+// long): every call returns on its ctx, Qsize and Empty do not wait behind
+// a blocked Put, Close wakes that Put at once and ends within its bound;
+// once the count comes back, calls go on.
+func TestCountHeldElsewhere(t *testing.T) {
+	for _, end := range []string{"die", "release"} {
+		t.Run(end, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			jq, err := joinable.New[int](0)
+			require.NoError(t, err)
+			cmd := testproc.Command(t, "hold-count", end)
+			require.NoError(t, jq.Share(cmd, qname))
+			c := testproc.StartLines(t, cmd)
+			require.Equal(t, "held", c.Line(t))
+			if end == "die" {
+				c.Wait(t)
+			}
+
+			short := func() context.Context {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			}
+			assert.ErrorIs(t, within(t, 5*time.Second, "Put", func() error { return jq.Put(short(), 1) }), context.DeadlineExceeded)
+			assert.ErrorIs(t, within(t, 5*time.Second, "TryPut", func() error { return jq.TryPut(1) }), context.DeadlineExceeded)
+			assert.ErrorIs(t, within(t, 5*time.Second, "Join", func() error { return jq.Join(short()) }), context.DeadlineExceeded)
+			assert.NoError(t, within(t, 5*time.Second, "Flush", func() error { return jq.Flush(short()) }), "nothing buffered")
+
+			// A Put without a deadline waits for the count; the rest of
+			// the process does not wait behind it.
+			blocked := make(chan error, 1)
+			go func() { blocked <- jq.Put(context.Background(), 2) }()
+			testproc.WaitBlocked(t, "counter.(*Counter).read", 1)
+			assert.Equal(t, 0, within(t, 5*time.Second, "Qsize", jq.Qsize))
+			assert.True(t, within(t, 5*time.Second, "Empty", jq.Empty))
+
+			if end == "release" {
+				_, err := fmt.Fprintln(c.Stdin, "go")
+				require.NoError(t, err)
+				require.Equal(t, "released", c.Line(t))
+				require.NoError(t, within(t, 5*time.Second, "the blocked Put", func() error { return <-blocked }))
+				v, err := jq.Get(short())
+				require.NoError(t, err)
+				assert.Equal(t, 2, v)
+				require.NoError(t, jq.TaskDone())
+				require.NoError(t, within(t, 5*time.Second, "Join", func() error { return jq.Join(short()) }))
+				require.NoError(t, jq.Close())
+				return
+			}
+			start := time.Now()
+			closed := make(chan error, 1)
+			go func() { closed <- jq.Close() }()
+			err = within(t, 5*time.Second, "the blocked Put, woken by Close", func() error { return <-blocked })
+			assert.ErrorIs(t, err, joinable.ErrClosed)
+			err = within(t, 30*time.Second, "Close", func() error { return <-closed })
+			t.Logf("Close took %v: %v", time.Since(start), err)
+			if err != nil {
+				assert.False(t, errors.Is(err, joinable.ErrTooManyTaskDone), "%v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,190 @@
+package queue_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mproc-go/mproc/internal/testproc"
+	"github.com/mproc-go/mproc/queue"
+)
+
+func init() {
+	// put-until-blocked N: put N small items into the bounded queue q from
+	// a goroutine; print "blocked" once that Put waits (for room in this
+	// process's backlog, or for a slot), then wait to be killed.
+	testproc.Register("put-until-blocked", func() {
+		q := inherit()
+		go func() {
+			for i := range intArg(0) {
+				testproc.Check(q.Put(context.Background(), newItem(7, i, 16)), "put")
+			}
+		}()
+		testproc.WaitBlocked(nil, "queue.(*Queue[...]).Put", 1)
+		fmt.Println("blocked")
+		time.Sleep(time.Hour)
+	})
+	// hold-then-drain: open q, print "holding", wait for a line on stdin,
+	// then get every item until the queue stays empty for a second; print
+	// how many.
+	testproc.Register("hold-then-drain", func() {
+		q := inherit()
+		fmt.Println("holding")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		n := 0
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := q.Get(ctx)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				break
+			}
+			testproc.Check(err, "get")
+			n++
+		}
+		fmt.Println(n)
+		testproc.Check(q.Close(), "close")
+	})
+}
+
+// A producer stopped (SIGSTOP) in the middle of an item larger than a
+// packet: the consumer's Get returns on its ctx, and once the producer
+// goes on, the next Get returns the item whole.
+func TestStoppedProducerMidItem(t *testing.T) {
+	for _, k := range crashKinds {
+		t.Run(k.name, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			q := k.create(t, 0)
+			c := start(t, "produce", []sharer{q}, k.name, "7", "1", strconv.Itoa(8<<20), "close")
+			for q.Empty() { // the item's first packet is in the socket
+				time.Sleep(time.Millisecond)
+			}
+			require.NoError(t, c.Cmd.Process.Signal(syscall.SIGSTOP))
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			_, err := q.Get(ctx)
+			cancel()
+			require.ErrorIs(t, err, context.DeadlineExceeded, "Get returns on its ctx while the producer is stopped")
+			require.NoError(t, c.Cmd.Process.Signal(syscall.SIGCONT))
+			v, err := q.Get(ctxT(t, 30*time.Second))
+			require.NoError(t, err)
+			require.NoError(t, v.Check())
+			assert.Equal(t, id{7, 0}, id{v.P, v.I})
+			assert.Equal(t, []string{"put"}, c.Wait(t))
+		})
+	}
+}
+
+// A producer killed while its Puts wait costs a bounded queue at most the
+// slots of the items in its backlog: about one packet (64 items).
+func TestKilledProducerCostsAtMostAPacketOfSlots(t *testing.T) {
+	testproc.CheckFDs(t)
+	const maxsize = 5000
+	q := newQueue[item](t, maxsize)
+	c := start(t, "put-until-blocked", []sharer{q}, strconv.Itoa(maxsize))
+	require.Equal(t, "blocked", c.Line(t))
+	taken := q.Qsize()
+	testproc.Reap(c.Cmd) // SIGKILL, and wait until it is gone
+	got := 0
+	for {
+		_, err := q.TryGet()
+		if errors.Is(err, queue.ErrEmpty) {
+			break
+		}
+		require.NoError(t, err)
+		got++
+	}
+	lost := q.Qsize()
+	t.Logf("the producer had %d slots, %d items reached the socket, %d slots lost with it", taken, got, lost)
+	assert.Positive(t, got)
+	assert.LessOrEqual(t, lost, 64, "at most one packet's items")
+	assert.Equal(t, taken, got+lost)
+}
+
+// Close while a live consumer holds the queue but never gets: after a
+// Flush whose ctx ended, Close does not wait again, drops what is left and
+// says how many items; the consumer then gets exactly the others.
+func TestCloseAfterFlushGaveUp(t *testing.T) {
+	testproc.CheckFDs(t)
+	q, err := queue.New[item](0)
+	require.NoError(t, err)
+	c := start(t, "hold-then-drain", []sharer{q})
+	require.Equal(t, "holding", c.Line(t))
+	const n = 3000
+	for i := range n {
+		require.NoError(t, q.Put(context.Background(), newItem(1, i, 1000)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	require.ErrorIs(t, q.Flush(ctx), context.DeadlineExceeded, "the socket is full and nobody gets")
+	cancel()
+	start := time.Now()
+	err = q.Close()
+	assert.Less(t, time.Since(start), 5*time.Second, "Close does not wait again")
+	require.ErrorIs(t, err, queue.ErrDropped)
+	m := regexp.MustCompile(`dropped (\d+) item`).FindStringSubmatch(err.Error())
+	require.NotNil(t, m, "the error says how many: %v", err)
+	dropped, _ := strconv.Atoi(m[1])
+	assert.Positive(t, dropped)
+	_, err = fmt.Fprintln(c.Stdin, "drain")
+	require.NoError(t, err)
+	out := c.Wait(t)
+	require.Len(t, out, 1)
+	got, _ := strconv.Atoi(out[0])
+	assert.Equal(t, n, got+dropped, "every item arrived or was counted as dropped")
+}
+
+// Calls racing Close in the queue's last holder (the child that shared it
+// has exited) fail with ErrClosed, not with the socket's "broken pipe" or
+// "connection reset".
+func TestRacingCloseIsErrClosed(t *testing.T) {
+	for _, maxsize := range []int{0, 8} {
+		t.Run(fmt.Sprintf("maxsize=%d", maxsize), func(t *testing.T) {
+			testproc.CheckFDs(t)
+			for round := range 20 {
+				q, err := queue.New[item](maxsize)
+				require.NoError(t, err)
+				c := start(t, "get", []sharer{q}, "0")
+				c.Wait(t) // this process is now the last holder
+				var wg sync.WaitGroup
+				errs := make(chan error, 64)
+				for g := range 4 {
+					wg.Go(func() {
+						ctx := context.Background()
+						for i := 0; ; i++ {
+							var err error
+							if g%2 == 0 {
+								err = q.Put(ctx, newItem(g, i, 100))
+							} else {
+								_, err = q.Get(ctx)
+							}
+							if err != nil {
+								errs <- err
+								return
+							}
+						}
+					})
+				}
+				testproc.WaitBlocked(t, "queue.(*Queue[...]).Get", 1)
+				cerr := q.Close()
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					assert.ErrorIs(t, err, queue.ErrClosed, "round %d", round)
+				}
+				if cerr != nil {
+					assert.ErrorIs(t, cerr, queue.ErrClosed, "round %d: Close", round)
+				}
+			}
+		})
+	}
+}
