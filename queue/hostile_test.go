@@ -188,3 +188,76 @@ func TestRacingCloseIsErrClosed(t *testing.T) {
 		})
 	}
 }
+
+func init() {
+	// get-at-fd-limit KIND: open the queue, lower this process's
+	// descriptor limit so that it can open no more, print "ready", get
+	// (a large item, whose pipe the kernel cannot install: print "emfile"
+	// when the error says so), restore the limit, get again and print
+	// "got P I"; TaskDone both for a joinable queue; Close.
+	testproc.Register("get-at-fd-limit", func() {
+		q := inheritKind(testproc.Args()[0])
+		var lim syscall.Rlimit
+		testproc.Check(syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim), "getrlimit")
+		// The limit becomes the lowest free descriptor number: the next
+		// descriptor this process would get.
+		r, w, err := os.Pipe()
+		testproc.Check(err, "pipe")
+		free := r.Fd()
+		r.Close()
+		w.Close()
+		low := lim
+		low.Cur = uint64(free)
+		testproc.Check(syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low), "setrlimit")
+		fmt.Println("ready")
+		ctx, cancel := helperCtx()
+		defer cancel()
+		done := func() {
+			if jq, ok := q.(interface{ TaskDone() error }); ok {
+				testproc.Check(jq.TaskDone(), "task done")
+			}
+		}
+		_, err = q.Get(ctx)
+		if errors.Is(err, syscall.EMFILE) {
+			fmt.Println("emfile")
+		} else {
+			testproc.Fatalf("get at the descriptor limit: %v", err)
+		}
+		testproc.Check(syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim), "setrlimit")
+		v, err := q.Get(ctx)
+		testproc.Check(err, "get")
+		done()
+		fmt.Printf("got %d %d\n", v.P, v.I)
+		testproc.Check(q.Close(), "close")
+	})
+}
+
+// A consumer at its descriptor limit receives a large item: the kernel
+// cannot give it the item's pipe, so the item is lost there; Get says so
+// with EMFILE's meaning (errors.Is syscall.EMFILE), and the accounting
+// stays right: the bounded queue's slot comes back, joinable's count
+// forgets the item, so Join returns.
+func TestConsumerAtDescriptorLimit(t *testing.T) {
+	for _, k := range crashKinds {
+		if k.name != "bounded" && k.name != "joinable" {
+			continue
+		}
+		t.Run(k.name, func(t *testing.T) {
+			testproc.CheckFDs(t)
+			q := k.create(t, 16)
+			c := start(t, "get-at-fd-limit", []sharer{q}, k.name)
+			require.Equal(t, "ready", c.Line(t))
+			ctx := ctxT(t, 30*time.Second)
+			require.NoError(t, q.Put(ctx, newItem(1, 0, 200<<10)))
+			require.NoError(t, q.Put(ctx, newItem(1, 1, 10)))
+			assert.Equal(t, []string{"emfile", "got 1 1"}, c.Wait(t))
+			switch q := q.(type) {
+			case *queue.Queue[item]:
+				assert.Equal(t, 0, q.Qsize(), "the lost item's slot is back")
+				assert.True(t, q.Empty())
+			case interface{ Join(context.Context) error }:
+				assert.NoError(t, q.Join(ctx), "the lost item is not waited for")
+			}
+		})
+	}
+}

@@ -183,3 +183,38 @@ func TestStalledBodyHonoursContext(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 }
+
+func init() {
+	// batch-get-one-last: wait for a line on stdin (the parent has closed
+	// its copy: this process holds the queue's last ends), take a batch of
+	// packets, return one item, then Close; print how many items it held
+	// and what Close returned.
+	testproc.Register("batch-get-one-last", func() {
+		q := inherit[item]("q", Hooks{})
+		fmt.Scanln()
+		q.recv.ensure()
+		q.recv.batch = maxRecvBatch
+		_, err := q.Get(context.Background())
+		testproc.Check(err, "get")
+		fmt.Println(q.recv.pending(), q.Close())
+	})
+}
+
+// The last holder of a synchronous queue closes it while holding items it
+// received and no Get took: they cannot be handed back to anyone, and
+// Close does not report them as items of this process that were not sent.
+func TestLastHolderCloseHoldsNoUnsentItems(t *testing.T) {
+	testproc.CheckFDs(t)
+	q, err := NewSync[item](Hooks{})
+	require.NoError(t, err)
+	for i := range 10 {
+		require.NoError(t, q.Put(context.Background(), item{I: i}))
+	}
+	cmd := testproc.Command(t, "batch-get-one-last")
+	require.NoError(t, share.Add(cmd, "q", kind, q.Files()...))
+	c := testproc.StartLines(t, cmd)
+	require.NoError(t, q.Close())
+	_, err = fmt.Fprintln(c.Stdin)
+	require.NoError(t, err)
+	assert.Equal(t, []string{fmt.Sprint(maxRecvBatch-1, " <nil>")}, c.Wait(t))
+}

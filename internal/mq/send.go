@@ -451,7 +451,7 @@ func (s *sender[T]) lose(q *Queue[T], c *parcel, n int, err error) {
 	if q.tok != nil {
 		q.tok.give(n)
 	}
-	if !fd.IsPeerClosed(errors.Unwrap(err)) && !fd.IsPeerClosed(err) {
+	if !fd.IsPeerClosed(err) {
 		s.mu.Lock()
 		if s.dropping {
 			s.dropped += n
