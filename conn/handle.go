@@ -343,7 +343,6 @@ func (c *Conn) notShare(p []byte) error {
 type inFDs struct {
 	off   int64 // bytes read from the socket; guarded by the Conn's rmu
 	start int64 // where the frame being read begins; guarded by rmu
-	oob   []byte
 
 	n       atomic.Int32 // len(batches), read without mu
 	mu      sync.Mutex
@@ -435,58 +434,72 @@ func closeFDs(fds []int) {
 // plain read would make the kernel close them).
 func (c *Conn) reader() io.Reader {
 	if c.info.Socket && c.info.Domain == unix.AF_UNIX {
-		c.in.oob = make([]byte, unix.CmsgSpace(maxShareFDs*4))
-		return unixReader{c}
+		r := &unixReader{c: c, oob: make([]byte, unix.CmsgSpace(maxShareFDs*4))}
+		r.fn = r.call
+		return r
 	}
 	return c.f
 }
 
-type unixReader struct{ c *Conn }
+// unixReader reads a unix socket with recvmsg. Like sys.go's rawOp, its
+// system call's arguments and results live in the struct and the function
+// RawConn calls is bound once; it is used under the Conn's rmu.
+type unixReader struct {
+	c     *Conn
+	oob   []byte
+	p     []byte
+	n     int
+	oobn  int
+	flags int
+	errno unix.Errno
+	fn    func(fd uintptr) bool // r.call, bound once
+}
+
+// call receives into p and oob without allocating (unix.Recvmsg
+// allocates the sender's address, which a socket bound to a path has);
+// false (EAGAIN) makes RawConn wait in the poller and call again.
+func (r *unixReader) call(fd uintptr) bool {
+	iov := unix.Iovec{Base: &r.p[0]}
+	iov.SetLen(len(r.p))
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &r.oob[0]}
+	msg.SetControllen(len(r.oob))
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
+		if e == unix.EINTR {
+			continue
+		}
+		r.n, r.oobn, r.flags, r.errno = int(n), int(msg.Controllen), int(msg.Flags), e
+		if e != 0 {
+			r.n, r.oobn, r.flags = 0, 0, 0
+		}
+		return e != unix.EAGAIN
+	}
+}
 
 // Read is called holding the Conn's rmu.
-func (r unixReader) Read(p []byte) (int, error) {
+func (r *unixReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c := r.c
-	var n, oobn, flags int
-	var errno unix.Errno
-	err := c.rc.Read(func(d uintptr) bool {
-		for {
-			n, oobn, flags, errno = recvmsg(int(d), p, c.in.oob)
-			if errno != unix.EINTR {
-				return errno != unix.EAGAIN
-			}
-		}
-	})
+	r.p = p
+	err := c.rc.Read(r.fn)
+	r.p = nil
 	if err != nil {
 		return 0, err
 	}
-	if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
-		c.in.add(fdBatch{start: c.in.off, end: c.in.off + int64(max(n, 1)), fds: parseRights(c.in.oob[:oobn]), lost: flags&unix.MSG_CTRUNC != 0})
+	n := r.n
+	if r.oobn > 0 || r.flags&unix.MSG_CTRUNC != 0 {
+		c.in.add(fdBatch{start: c.in.off, end: c.in.off + int64(max(n, 1)), fds: parseRights(r.oob[:r.oobn]), lost: r.flags&unix.MSG_CTRUNC != 0})
 	}
-	if errno != 0 {
-		return 0, os.NewSyscallError("recvmsg", errno)
+	if r.errno != 0 {
+		return 0, os.NewSyscallError("recvmsg", r.errno)
 	}
 	if n == 0 {
 		return 0, io.EOF
 	}
 	c.in.off += int64(n)
 	return n, nil
-}
-
-// recvmsg receives into p and oob without allocating (unix.Recvmsg
-// allocates the sender's address, which a socket bound to a path has).
-func recvmsg(fd int, p, oob []byte) (n, oobn, flags int, errno unix.Errno) {
-	iov := unix.Iovec{Base: &p[0]}
-	iov.SetLen(len(p))
-	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
-	msg.SetControllen(len(oob))
-	r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
-	if e != 0 {
-		return 0, 0, 0, e
-	}
-	return int(r), int(msg.Controllen), int(msg.Flags), 0
 }
 
 // parseRights returns the descriptors in the control messages oob.
