@@ -122,7 +122,7 @@
 // a child never survives a SIGTERM for long. Before it flushes, the child
 // tells the parent, which then gives it [Cmd.FlushTimeout] rather than
 // cutting the flush at Grace. The parent sends SIGKILL only to a child
-// still there 2 s past those bounds (a stopped or wedged one). Wait's error
+// still there 5 s past those bounds (a stopped or wedged one). Wait's error
 // then wraps the context's error. A child never outlives its Wait: once
 // Wait returns it has been reaped.
 //

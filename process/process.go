@@ -50,7 +50,7 @@ const (
 	// killMargin is how long the parent gives a child past the bound the
 	// child keeps itself (Grace after SIGTERM, FlushTimeout once its flush
 	// began) before SIGKILL: only a stopped or wedged child needs it.
-	killMargin = 2 * time.Second
+	killMargin = 5 * time.Second // far more than a busy machine delays the child's own timer
 )
 
 // entry is a registered function: fn for Register, typed for RegisterFunc
@@ -162,7 +162,7 @@ type Cmd struct {
 	// has not returned when Grace has passed reports so and exits by
 	// itself. Either way the child then flushes its queues (bounded by
 	// FlushTimeout). The parent sends SIGKILL only to a child that is
-	// still there a little (2 s) after those bounds: a stopped or wedged
+	// still there a little (5 s) after those bounds: a stopped or wedged
 	// one. Zero means DefaultGrace; a negative value makes the end of the
 	// context send SIGKILL at once (and an outside SIGTERM end the child
 	// without waiting for its function).
