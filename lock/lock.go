@@ -113,7 +113,7 @@ func (l *Lock) Lock() {
 // LockContext locks l, waiting until it is free, ctx ends or l is closed.
 // When ctx ends first it returns ctx.Err() and leaves the Lock as it was;
 // when Close interrupts it, ErrClosed. A Lock whose holder died is free
-// again for LockContext within plock.Recheck (100 ms).
+// again for LockContext within 100 ms (waiters look again that often).
 func (l *Lock) LockContext(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
