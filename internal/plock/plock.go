@@ -274,10 +274,12 @@ func (m *Mutex) unsubscribe() {
 }
 
 // watch waits on the wake pipe while this process has waiters, and closes
-// the tick channel at every wake and every Recheck.
+// the tick channel at every wake and every Recheck. It also closes it each
+// time it starts waiting (the first call of Read's function comes after
+// the poller was armed): a wake that came before then, which the poller
+// may have dropped, is covered by the waiters looking again.
 func (m *Mutex) watch() {
 	defer m.watchers.Done()
-	first := true
 	for {
 		m.mu.Lock()
 		if m.closed {
@@ -287,19 +289,19 @@ func (m *Mutex) watch() {
 		}
 		m.wr.SetReadDeadline(time.Now().Add(Recheck))
 		m.mu.Unlock()
+		stop := false
 		err := m.wrc.Read(func(uintptr) bool {
-			if first {
-				first = false
-				return false // wait for the first edge
+			if !m.broadcast() {
+				stop = true
+				return true
 			}
-			return !m.broadcast() // keep waiting while there are waiters
+			return false // wait for the next wake
 		})
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			m.stop()
+		if stop {
 			return
 		}
-		first = true
-		if !m.broadcast() {
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			m.stop()
 			return
 		}
 	}
