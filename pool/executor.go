@@ -78,6 +78,10 @@ type Config struct {
 	// means silent, unless the environment variable MPROC_DEBUG is set to
 	// 1: then a text logger writes them to stderr.
 	Logger *slog.Logger
+	// LogStderr sends each worker's stderr, line by line, to Logger at
+	// level Info, with the worker's pid (see process.Cmd.LogStderr),
+	// instead of to this process's stderr.
+	LogStderr bool
 }
 
 type notSendable = share.Local[poolName]

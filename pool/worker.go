@@ -342,6 +342,7 @@ func (ex *Executor) start() (*worker, error) {
 	cmd.Grace = ex.cfg.Grace
 	cmd.FlushTimeout = ex.cfg.FlushTimeout
 	cmd.Logger = ex.log
+	cmd.LogStderr = ex.cfg.LogStderr
 	err = cmd.Share(theirs, connName)
 	for name, s := range ex.cfg.Shares {
 		if err == nil {
