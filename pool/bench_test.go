@@ -72,3 +72,30 @@ func BenchmarkMapCPU(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkImapTiny streams 100k tiny tasks (x*x) from an iter.Seq on two
+// workers, chunks of 1000; the figure is tasks/s.
+func BenchmarkImapTiny(b *testing.B) {
+	p, err := pool.New(context.Background(), square, pool.Config{Workers: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Terminate()
+	const n = 100_000
+	in := func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	sp := p.WithChunkSize(1000)
+	for b.Loop() {
+		for _, err := range sp.Imap(context.Background(), in) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tasks/s")
+}
