@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -260,4 +261,67 @@ func TestConsumerAtDescriptorLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twin has item's msgpack shape under another name and field order, with
+// other integer widths.
+type twin struct {
+	Sum uint64 `msgpack:"s"`
+	B   []byte `msgpack:"b"`
+	I   int32  `msgpack:"i"`
+	P   int64  `msgpack:"p"`
+}
+
+// other is another shape: its fields are not item's.
+type other struct {
+	Name string
+	Size int
+}
+
+func init() {
+	// inherit-as TYPE: Inherit the queue with items of TYPE (twin, other,
+	// any, item); print "ok" or "wrong-kind: <error>".
+	testproc.Register("inherit-as", func() {
+		var err error
+		switch typ := testproc.Args()[0]; typ {
+		case "twin":
+			_, err = queue.Inherit[twin](qname)
+		case "other":
+			_, err = queue.Inherit[other](qname)
+		case "any":
+			_, err = queue.Inherit[any](qname)
+		case "item":
+			_, err = queue.Inherit[item](qname)
+		default:
+			testproc.Fatalf("type %q", typ)
+		}
+		switch {
+		case err == nil:
+			fmt.Println("ok")
+		case errors.Is(err, queue.ErrWrongKind):
+			fmt.Println("wrong-kind:", err)
+		default:
+			testproc.Fatalf("inherit: %v", err)
+		}
+	})
+}
+
+// A child that opens the queue with another item type than the parent's
+// fails at Inherit, saying which types; one with the same msgpack shape
+// (another name, field order or integer width), or with any, succeeds.
+func TestInheritChecksTheItemType(t *testing.T) {
+	testproc.CheckFDs(t)
+	q := newQueue[item](t, 0)
+	for typ, want := range map[string]string{"twin": "ok", "any": "ok", "item": "ok", "other": "wrong-kind"} {
+		out := start(t, "inherit-as", []sharer{q}, typ).Wait(t)
+		require.Len(t, out, 1, typ)
+		assert.True(t, strings.HasPrefix(out[0], want), "%s: %s", typ, out[0])
+		if want != "ok" {
+			assert.Contains(t, out[0], "testitem.Item", "the error names the parent's type")
+			assert.Contains(t, out[0], "queue_test.other", "and the child's")
+		}
+	}
+	anyQ := newQueue[any](t, 0)
+	out := start(t, "inherit-as", []sharer{anyQ}, "other").Wait(t)
+	assert.Equal(t, []string{"ok"}, out, "a queue of any takes every type")
 }

@@ -21,6 +21,9 @@ var (
 	// ErrClosed is returned by every call on a Queue after Close, and by a
 	// call that Close interrupted. Test with errors.Is.
 	ErrClosed = errors.New("closed")
+	// ErrItemType is returned by FromFiles for a queue whose items have
+	// another msgpack shape than T (see shape.go). Test with errors.Is.
+	ErrItemType = errors.New("another item type")
 	// ErrDropped is returned by Close when it dropped items this process
 	// put and had not sent, because an earlier Flush gave up on them (its
 	// ctx ended); the message says how many. Test with errors.Is.
@@ -200,7 +203,7 @@ func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
 		}
 		files = append(files, tok.r, tok.w)
 	}
-	if err := writeMeta(rcv, meta{maxsize: maxsize, sync: sync}); err != nil {
+	if err := writeMeta(rcv, meta{maxsize: maxsize, sync: sync, typ: typeOf[T]()}); err != nil {
 		closeAll(files)
 		return nil, err
 	}
@@ -250,6 +253,9 @@ func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 	m, err := readMeta(files[0])
 	if err != nil {
 		return nil, err
+	}
+	if want := typeOf[T](); m.typed && !m.typ.compatible(want) {
+		return nil, fmt.Errorf("%w: the queue's items are %s, not %s: their msgpack shapes differ (see Inherit)", ErrItemType, m.typ.name, want.name)
 	}
 	if (m.maxsize > 0) != (len(files) == 4) {
 		return nil, fmt.Errorf("queue with maxsize %d shared with %d descriptors", m.maxsize, len(files))
