@@ -3,6 +3,7 @@ package mq
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -217,4 +218,88 @@ func TestLastHolderCloseHoldsNoUnsentItems(t *testing.T) {
 	_, err = fmt.Fprintln(c.Stdin)
 	require.NoError(t, err)
 	assert.Equal(t, []string{fmt.Sprint(maxRecvBatch-1, " <nil>")}, c.Wait(t))
+}
+
+// FuzzPacket: whatever another process sends on a queue's socket (any
+// bytes, with or without a descriptor whose contents are any bytes), the
+// Get that meets it never panics, reports it once, gives no slot back for
+// what is not a genuine item, and the queue goes on delivering genuine
+// items.
+func FuzzPacket(f *testing.F) {
+	for _, p := range forgedFrames() {
+		f.Add(p, false, []byte(nil))
+	}
+	good, _ := encode(&item{I: 7, S: "x"}, MaxItemSize)
+	f.Add(append([]byte(nil), good.frame()...), false, []byte(nil))
+	good.release()
+	f.Add(forgedStub(100, make([]byte, 10)), true, make([]byte, 90))
+	f.Add(forgedStub(5, []byte{0x95}), true, []byte{1, 2, 3, 4})
+	f.Add(forgedStub(1<<20, nil), true, []byte{1})
+	const maxsize = 4
+	q, err := New[item](maxsize, Hooks{Dropped: func(context.Context, int) { panic("Dropped ran for a forged packet") }})
+	require.NoError(f, err)
+	defer q.Close()
+	f.Fuzz(func(t *testing.T, p []byte, withPipe bool, body []byte) {
+		if len(p) > maxPacket {
+			p = p[:maxPacket]
+		}
+		rights := -1
+		if withPipe {
+			var fds [2]int
+			require.NoError(t, unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK))
+			unix.Write(fds[1], body) // what the pipe takes
+			unix.Close(fds[1])
+			rights = fds[0]
+			defer unix.Close(fds[0])
+		}
+		var serr error
+		require.NoError(t, q.sndRC.Control(func(d uintptr) { serr = sendPacket(int(d), p, rights) }))
+		require.NoError(t, serr)
+		// Take whatever it carries; each Get reports at most one problem.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for i := 0; ; i++ {
+			require.Less(t, i, maxFrames+2, "a forged packet keeps failing Gets")
+			_, err := q.TryGet()
+			if errors.Is(err, ErrEmpty) {
+				break
+			}
+		}
+		// Genuine items still arrive, and forged ones left the slots alone:
+		// the queue holds exactly maxsize items.
+		n := 0
+		for ; n < maxsize+1; n++ {
+			if err := q.TryPut(item{I: n}); err != nil {
+				require.ErrorIs(t, err, ErrFull)
+				break
+			}
+		}
+		require.LessOrEqual(t, n, maxsize, "more slots than maxsize")
+		for i := range n {
+			v, err := q.Get(ctx)
+			require.NoError(t, err)
+			require.Equal(t, i, v.I)
+		}
+		require.Equal(t, 0, q.Qsize())
+	})
+}
+
+// FuzzParseMeta: a queue's description packet comes from whoever holds its
+// descriptors. parseMeta never panics, and what it accepts writes back the
+// same.
+func FuzzParseMeta(f *testing.F) {
+	f.Add([]byte(metaMagic + "\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x01\x01x"))
+	f.Add([]byte(metaMagic + "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseMeta(b)
+		if err != nil {
+			return
+		}
+		if m.maxsize < 0 || m.maxsize > 1<<31 {
+			t.Fatalf("maxsize %d accepted", m.maxsize)
+		}
+		if m.typed && len(m.typ.name) > 255 {
+			t.Fatalf("name of %d bytes", len(m.typ.name))
+		}
+	})
 }

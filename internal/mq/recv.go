@@ -358,11 +358,17 @@ func (q *Queue[T]) takeLocal() (v T, err error) {
 }
 
 // giveSlot gives back the slot of an item a Get returns. It never fails
-// the Get: a token pipe that is full already holds every free slot (a
-// foreign process put without taking one), and one that nobody reads any
-// more (this process is the queue's last holder, closing) needs none.
+// the Get: a token pipe that is full already holds every free slot, and
+// one that nobody reads any more (this process is the queue's last
+// holder, closing) needs none. A pipe that holds maxsize tokens gets none:
+// a genuine item holds a slot until this give, so that is an item a
+// foreign process sent without taking one (well-formed, so indistinguishable
+// from a genuine one otherwise), which must not raise the queue's capacity.
 func (q *Queue[T]) giveSlot() {
 	if q.tok != nil {
+		if n, err := q.tok.count(); err == nil && n >= q.maxsize {
+			return
+		}
 		q.tok.give(1)
 	}
 }
@@ -430,9 +436,10 @@ func (q *Queue[T]) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int)
 	buf := r.bodyBuf[:0]
 	r.bodyBuf = nil
 	if cap(buf) < int(size) {
-		// Past 64 MiB the buffer grows with the data, whatever the stub
-		// announced.
-		buf = make([]byte, 0, min(int(size), 64<<20))
+		// Past 1 MiB the buffer grows with the data, whatever the stub
+		// announced: a forged stub costs no more memory than the bytes
+		// its sender actually writes.
+		buf = make([]byte, 0, min(int(size), 1<<20))
 	}
 	// The stub's bytes are copied now: its buffer takes the next packet.
 	buf = append(buf, inline...)
