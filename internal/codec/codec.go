@@ -19,8 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"sync"
 )
 
 // Errors of Check. Test with errors.Is.
@@ -41,12 +40,17 @@ var (
 const MaxDepth = 10000
 
 // Unmarshal checks p (Check) and decodes it into v, which must be a pointer.
+// It decodes with a pooled Decoder, which allocates only what the value
+// needs (msgpack.Unmarshal allocates a reader per call).
 func Unmarshal(p []byte, v any) error {
-	if err := Check(p); err != nil {
-		return err
-	}
-	return msgpack.Unmarshal(p, v)
+	d := decoders.Get().(*Decoder)
+	err := d.Unmarshal(p, v)
+	d.r.Reset(nil)
+	decoders.Put(d)
+	return err
 }
+
+var decoders = sync.Pool{New: func() any { return new(Decoder) }}
 
 // Check reports whether p is exactly one well-formed msgpack value whose
 // containers announce no more elements than bytes remain and nest at most

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
+	"go.uber.org/goleak"
 )
 
 type item struct {
@@ -190,4 +191,25 @@ func TestTrailingBytesRefused(t *testing.T) {
 		var v any
 		assert.ErrorIs(t, Unmarshal(p, &v), ErrMalformed, name)
 	}
+}
+
+// Decoding a pointer field starts no goroutine (msgpack's
+// UsePreallocateValues, left set, starts one per pointer type that never
+// ends), with Unmarshal or a reused Decoder.
+func TestUnmarshalStartsNoGoroutine(t *testing.T) {
+	type inner struct{ A int }
+	type outer struct{ P *inner }
+	b, err := msgpack.Marshal(outer{P: &inner{A: 7}})
+	require.NoError(t, err)
+	var o outer
+	require.NoError(t, Unmarshal(b, &o))
+	require.NotNil(t, o.P)
+	assert.Equal(t, 7, o.P.A)
+	var d Decoder
+	for range 3 {
+		var o2 outer
+		require.NoError(t, d.Unmarshal(b, &o2))
+		assert.Equal(t, o, o2)
+	}
+	goleak.VerifyNone(t)
 }

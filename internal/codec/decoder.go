@@ -28,7 +28,8 @@ func (d *Decoder) Unmarshal(p []byte, v any) error {
 	} else {
 		d.dec.Reset(&d.r)
 	}
-	// Not UsePreallocateValues, which msgpack.Unmarshal sets: it starts a
-	// goroutine per pointer type that never ends, to allocate ahead.
+	// Not UsePreallocateValues: it starts a goroutine per pointer type
+	// that never ends, to allocate ahead. (msgpack.Unmarshal sets it, then
+	// its Reset clears it again; ResetReader, as mq used it, does not.)
 	return d.dec.Decode(v)
 }
