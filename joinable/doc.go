@@ -64,14 +64,26 @@
 // unfinished tasks, a killed process leaves as unfinished:
 //   - the items it got and had not marked done (as in Python), and
 //   - the items it marked done in the last millisecond or so, its tally
-//     not yet flushed.
+//     not yet flushed, and
+//   - the large item (over 64 KiB encoded) it was sending: its body ends
+//     early and its consumer drops it, but gives nothing back, since a
+//     forged stub from a process that counted nothing looks the same.
 //
-// Join then waits until its ctx ends. A process killed in the two syscalls
-// of a shared update takes the count with it: every later Put, TaskDone
-// and Join of every process waits for it until its ctx ends (Put, and
-// TaskDone, which have no ctx of their own: until Close), and Close gives
-// up on the count after 10 s. Pipes cannot tell who holds them, so this is
-// not detected. Items already in the queue stay readable by Get.
+// Items still in a killed producer's buffer were never counted. Join then
+// waits until its ctx ends. A process killed in the two syscalls of a
+// shared update takes the count with it (as does one stopped while it
+// holds it, until it continues): every later Put, TryPut, Flush and Join
+// of every process returns when its ctx ends (TryPut, which has none,
+// after 1 s; TaskDone, which has none, on Close), Qsize and Empty answer
+// at once, Close wakes a Put or TaskDone waiting for the count at once and
+// gives up on the count after 10 s. No lock of this process is held while
+// it waits for another process. Pipes cannot tell who holds them, so a
+// lost count is not detected. Items already in the queue stay readable by
+// Get.
+//
+// A consumer at its descriptor limit cannot receive a large item's pipe:
+// that item is lost, its Get's error matches syscall.EMFILE, and it is
+// taken off the count, so Join does not wait for it.
 //
 // # Limits
 //

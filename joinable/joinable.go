@@ -377,9 +377,15 @@ func (jq *Queue[T]) countErr(err error) error {
 // (Get, Put, Join, TaskDone) and ends the goroutines the queue started.
 // Other processes go on using the queue.
 //
+// As in package queue, a Flush (or Join) of this process that returned
+// its ctx's error makes Close not wait for the flush again: it drops what
+// is left, gives back its slots, and returns an error wrapping ErrDropped
+// that says how many items it dropped (they were never counted).
+//
 // Close waits at most 10 s for the shared count, which is busy for
 // microseconds at a time unless a process was killed while updating it
-// (and then the count is lost anyway). It returns ErrTooManyTaskDone when
+// (and then the count is lost anyway); a Put or TaskDone waiting for the
+// count returns ErrClosed as soon as Close begins. It returns ErrTooManyTaskDone when
 // this process's batched TaskDones found no unfinished task (see the
 // package documentation). Close is idempotent and safe to call
 // concurrently; every call returns the result of the first.

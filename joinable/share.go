@@ -29,7 +29,10 @@ func (jq *Queue[T]) Share(cmd *exec.Cmd, name string) error {
 // Inherit returns the joinable queue a parent shared with this process
 // under name. Calling it again with the same name returns the same *Queue;
 // asking for another T is an error. The error wraps ErrNotInherited
-// (listing the names there are), ErrWrongKind or ErrBadFD.
+// (listing the names there are), ErrWrongKind or ErrBadFD. ErrWrongKind
+// also means that the parent's queue has items of another msgpack shape
+// than T (see "Item types" in package queue): the check happens here, not
+// at the first Get.
 //
 // What the queue holds for other processes (items put, TaskDones) is
 // flushed at a child's exit through process.Main; a program that exits

@@ -68,9 +68,40 @@
 // item larger than a packet that it was sending or receiving. Every other
 // process goes on, sees no corrupted item and does not hang. In a bounded
 // queue, the slots of the items a killed process held are lost with them:
-// the queue's capacity shrinks by that many. (Python's Queue, by contrast,
-// can be left locked or corrupted for every process by one killed in the
-// middle of a get or a put.)
+// the queue's capacity shrinks by that many: for a consumer, the items of
+// the packet it held; for a producer, the items of its buffer, at most 64
+// (about one packet: a bounded queue's Put waits while its process buffers
+// that many), and a large item it was sending. (Python's Queue, by
+// contrast, can be left locked or corrupted for every process by one
+// killed in the middle of a get or a put.)
+//
+// A producer stopped (SIGSTOP) in the middle of a large item costs a
+// consumer's Get its ctx; the next Get of that consumer goes on with the
+// item. A consumer at its descriptor limit cannot receive a large item's
+// pipe: that item is lost, its Get returns an error that errors.Is
+// syscall.EMFILE, and its slot comes back.
+//
+// # Hostile peers
+//
+// Any process holding the queue's descriptors can write anything into its
+// socket. What is not an item a queue writes (random bytes, empty frames,
+// a value followed by other bytes, arrays nested deeper than 10,000
+// levels, a large item whose body ends early or never comes) is reported
+// once, by the Get that meets it ([ErrCorrupt], [ErrTooDeep]), and changes
+// no accounting: no slot comes back for it. Genuine items go on.
+//
+// # Item types
+//
+// A queue records the msgpack shape of its item type, and [Inherit] with a
+// type of another shape fails with [ErrWrongKind], naming both types. Two
+// types have the same shape when they encode the same fields (by their
+// msgpack names, in any order; in order for an as_array struct) with
+// fields, elements, keys and values of the same shapes, whatever the
+// types' names and the widths of their integers: all integers are one
+// shape, all floats one, strings one, byte slices one; a type with its own
+// msgpack encoding (time.Time, a msgpack.CustomEncoder) is only itself.
+// A queue of any, or of msgpack.RawMessage, on either side matches every
+// type.
 //
 // # Limits
 //

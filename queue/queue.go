@@ -148,9 +148,16 @@ func (q *Queue[T]) Flush(ctx context.Context) error { return errs.Public(q.q.Flu
 // Close flushes what this process put, gives back to the queue the items
 // this process received and no Get took, and releases this process's
 // descriptors. The flush waits as long as it takes (while the queue is
-// full and nobody gets); bound it by calling Flush with a deadline first.
+// full and nobody gets) unless a Flush of this process returned its ctx's
+// error before: then Close does not wait again. It sends what the queue
+// takes at once, drops the rest (giving back their slots), releases
+// everything and returns an error wrapping ErrDropped that says how many
+// items it dropped. So a Flush with a deadline, then Close, bounds Close
+// even when a live consumer holds the queue and never gets.
+//
 // Close wakes every call of this process blocked on the queue with
-// ErrClosed; later calls return ErrClosed. Other processes are not
-// affected. Close is idempotent and safe to call concurrently; it returns
-// the error of the flush, or of an earlier buffered send.
+// ErrClosed; later calls return ErrClosed, as do calls racing Close in the
+// queue's last holder. Other processes are not affected. Close is
+// idempotent and safe to call concurrently; it returns the error of the
+// flush, of an earlier buffered send, or ErrDropped.
 func (q *Queue[T]) Close() error { return errs.Public(q.q.Close()) }

@@ -51,7 +51,10 @@ func (q *Queue[T]) Share(cmd *exec.Cmd, name string) error {
 // Inherit returns the Queue a parent shared with this process under name.
 // Calling it again with the same name returns the same *Queue; asking for
 // another T is an error. The error wraps ErrNotInherited (listing the names
-// there are), ErrWrongKind or ErrBadFD.
+// there are), ErrWrongKind or ErrBadFD. ErrWrongKind also means that the
+// parent's queue has items of another msgpack shape than T (see "Item
+// types" in the package documentation of queue): the check happens here,
+// not at the first Get.
 //
 // The queue's flush is registered to run at a child's exit (see
 // process.Main); Close removes it.

@@ -46,8 +46,11 @@
 // item larger than a packet streams through a pipe of its own: if its
 // producer dies midway, the consumer drops that item alone; if its
 // consumer dies midway, the producer's Put returns an error for that item
-// alone. Every other process goes on, sees no corrupted item and does not
-// hang.
+// alone; if its producer is stopped midway (SIGSTOP), a consumer's Get
+// returns on its ctx and its next Get goes on with the item. Every other
+// process goes on, sees no corrupted item and does not hang. Packets that
+// no queue writes (a process holding the descriptors may send anything)
+// are reported once, by the Get that meets them, as in package queue.
 //
 // # Limits
 //

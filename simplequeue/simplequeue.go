@@ -91,7 +91,10 @@ func (q *Queue[T]) Empty() bool { return q.q.Empty() }
 
 // Close releases this process's descriptors. It wakes every call of this
 // process blocked on the queue with ErrClosed; later calls return
-// ErrClosed. Other processes are not affected. There is nothing to flush:
-// every Put that returned nil is in the kernel. Close is idempotent and
-// safe to call concurrently.
+// ErrClosed, as do calls racing Close when this process holds the queue's
+// last descriptors. Other processes are not affected. There is nothing to
+// flush: every Put that returned nil is in the kernel. Items this process
+// received and no Get took go back to the queue (when no other process
+// holds it, they go with it, and are not reported). Close is idempotent
+// and safe to call concurrently.
 func (q *Queue[T]) Close() error { return errs.Public(q.q.Close()) }

@@ -42,7 +42,41 @@
 // goes on, sees no corrupted item and does not hang. In a bounded queue
 // each item holds a slot until a Get returns it, so the slots of the items
 // a killed process held are lost with them: the queue's capacity shrinks
-// by that many (at most the items of one packet for a consumer).
+// by that many, at most the items of one packet for a consumer, and for a
+// producer at most maxBuffered (64): a bounded queue's producer buffers no
+// more (its Puts wait for room in its backlog before taking a slot). A
+// large item whose producer dies mid-body keeps its slot (and joinable's
+// count): a body that ends early gives nothing back (see below).
+//
+// # Foreign packets
+//
+// Any process that holds the descriptors can send anything. A packet no
+// mq writer produces (not whole frames, a frame that is not exactly one
+// msgpack value or that nests deeper than codec.MaxDepth, a descriptor
+// where none belongs, a stub without its pipe or whose descriptor is not
+// a pipe) is reported once, by the Get that meets it (ErrCorrupt), gives
+// back no slot and runs no hook. A large item's body is read nonblocking,
+// with the Get's ctx: a stub whose pipe is kept open and never written
+// costs a Get its ctx (the next Get of the process goes on with it), and
+// Close interrupts it. A body that ends early is dropped without giving
+// anything back, because a forged stub and the item of a producer killed
+// mid-body look the same. A well-formed item sent without a slot is
+// delivered like any other, but gives no slot back once the token pipe
+// holds maxsize tokens. What stays possible: such a process can add
+// well-formed items, consume items, or take the token pipe's bytes.
+//
+// # Close
+//
+// Close flushes the backlog, waiting as long as that takes, unless a Flush
+// of this process returned on its ctx before: then Close sends what the
+// socket takes at once and drops the rest (ErrDropped, with the count),
+// so that Flush(ctx) then Close is bounded. Calls that race Close in the
+// queue's last holder fail with ErrClosed.
+//
+// # Item type
+//
+// The description packet records T's msgpack shape (shape.go); FromFiles
+// with a T of another shape fails with ErrItemType.
 //
 // # Limits
 //
