@@ -146,6 +146,14 @@ func useShared(ctx context.Context, name string) (int, error) {
 			return 0, fmt.Errorf("a Value[string] inherited as a Value[int]")
 		}
 		return 0, err
+	case "wrongqueue":
+		// A Queue[string] asked for as a Queue[int].
+		q, err := queue.Inherit[int](name)
+		if err == nil {
+			q.Close()
+			return 0, fmt.Errorf("a Queue[string] inherited as a Queue[int]")
+		}
+		return 0, err
 	case "hold":
 		// Inherited and kept open: the name stays taken.
 		_, err := lock.Inherit(name)
@@ -270,6 +278,14 @@ func TestSendShareAcrossProcesses(t *testing.T) {
 			require.NoError(t, ctl.SendShare(ctx, sval, "wrongtype-1"))
 			r := report()
 			assert.True(t, r.WrongKind, "ErrWrongKind in the worker: %s", r.Err)
+
+			sq2, err := queue.New[string](0)
+			require.NoError(t, err)
+			defer sq2.Close()
+			require.NoError(t, ctl.SendShare(ctx, sq2, "wrongqueue-1"))
+			r = report()
+			assert.True(t, r.WrongKind, "ErrWrongKind in the worker: %s", r.Err)
+			assert.Contains(t, r.Err, "string", "the error names the queue's item type")
 
 			// The same checks as Inherit: a lock asked for as a queue.
 			l2, err := lock.New()
