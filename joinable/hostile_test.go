@@ -3,6 +3,7 @@ package joinable_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -126,4 +127,50 @@ func TestCountHeldElsewhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+func init() {
+	// forge-short-stub: send on the queue's socket a large item's stub
+	// (marker -2, a size of 100 KiB, no inline bytes) with a pipe whose
+	// body ends after 10 bytes; print "sent".
+	testproc.Register("forge-short-stub", func() {
+		e, ok := share.Lookup(qname)
+		if !ok {
+			testproc.Fatalf("no %s", qname)
+		}
+		snd := e.FDs[4] // after the task count's 4
+		var p [2]int
+		testproc.Check(unix.Pipe2(p[:], unix.O_CLOEXEC), "pipe")
+		unix.Write(p[1], make([]byte, 10))
+		unix.Close(p[1])
+		stub := binary.BigEndian.AppendUint32(nil, 0xfffffffe)
+		stub = binary.BigEndian.AppendUint64(stub, 100<<10)
+		testproc.Check(unix.Sendmsg(snd, stub, unix.UnixRights(p[0]), nil, 0), "sendmsg")
+		fmt.Println("sent")
+	})
+}
+
+// A forged large-item stub whose body ends early takes nothing off the
+// count of unfinished tasks: Join still waits for the genuine task.
+func TestForgedStubLeavesTheCount(t *testing.T) {
+	testproc.CheckFDs(t)
+	jq, err := joinable.New[int](0)
+	require.NoError(t, err)
+	defer jq.Close()
+	cmd := testproc.Command(t, "forge-short-stub")
+	require.NoError(t, jq.Share(cmd, qname))
+	c := testproc.StartLines(t, cmd)
+	require.Equal(t, "sent", c.Line(t))
+	c.Wait(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, jq.Put(ctx, 42))
+	v, err := jq.Get(ctx)
+	require.NoError(t, err, "the forged item is dropped, the genuine one comes")
+	assert.Equal(t, 42, v)
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	assert.ErrorIs(t, jq.Join(short), context.DeadlineExceeded, "the genuine task is unfinished")
+	require.NoError(t, jq.TaskDone())
+	assert.NoError(t, jq.Join(ctx))
 }

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/mproc-go/mproc/internal/testproc"
 	"github.com/mproc-go/mproc/queue"
@@ -324,4 +326,48 @@ func TestInheritChecksTheItemType(t *testing.T) {
 	anyQ := newQueue[any](t, 0)
 	out := start(t, "inherit-as", []sharer{anyQ}, "other").Wait(t)
 	assert.Equal(t, []string{"ok"}, out, "a queue of any takes every type")
+}
+
+func init() {
+	// put-deep: put into the queue, as msgpack.RawMessage, an array nested
+	// 8 Mi levels deep (one byte per level: a large item), a value followed
+	// by other bytes, a struct with the deep array under a field the
+	// consumer does not know, then a plain item.
+	testproc.Register("put-deep", func() {
+		q, err := queue.Inherit[msgpack.RawMessage](qname)
+		testproc.Check(err, "inherit")
+		ctx, cancel := helperCtx()
+		defer cancel()
+		deep := append(bytes.Repeat([]byte{0x91}, 8<<20), 0xc0)
+		unknown := append([]byte{0x81, 0xa7}, "unknown"...)
+		unknown = append(unknown, deep[len(deep)-20000:]...)
+		good, err := msgpack.Marshal(newItem(3, 4, 10))
+		testproc.Check(err, "marshal")
+		for _, p := range [][]byte{deep, {0x2a, 0xc1, 0xc1, 0xc1}, unknown, good} {
+			testproc.Check(q.Put(ctx, msgpack.RawMessage(p)), "put")
+		}
+		testproc.Check(q.Close(), "close")
+	})
+}
+
+// A producer's item nested deeper than any real data (8 Mi levels, which
+// overflowed the decoder's stack), or followed by other bytes, or with a
+// deep value under an unknown struct field: each Get refuses it before
+// decoding (ErrTooDeep, ErrCorrupt), and the queue goes on.
+func TestGetRefusesHostileItems(t *testing.T) {
+	testproc.CheckFDs(t)
+	q := newQueue[item](t, 0)
+	c := start(t, "put-deep", []sharer{q})
+	ctx := ctxT(t, 30*time.Second)
+	_, err := q.Get(ctx)
+	assert.ErrorIs(t, err, queue.ErrTooDeep, "8 Mi levels")
+	assert.ErrorIs(t, err, queue.ErrCorrupt)
+	_, err = q.Get(ctx)
+	assert.ErrorIs(t, err, queue.ErrCorrupt, "bytes after the value")
+	_, err = q.Get(ctx)
+	assert.ErrorIs(t, err, queue.ErrTooDeep, "20,000 levels under an unknown field")
+	v, err := q.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, id{3, 4}, id{v.P, v.I})
+	assert.Empty(t, c.Wait(t))
 }
