@@ -25,8 +25,10 @@ import (
 // goes when it is full, when the sequence ends, or when the bound of
 // inputs in flight ([Pool.WithInFlight]) is reached: at most that many
 // inputs have been taken from the sequence and not yet yielded, whatever
-// the sequence's length (CPython's imap reads its whole input ahead,
-// gh-64192).
+// the sequence's length and however slow the range. (CPython's imap has
+// no such bound: its task handler feeds the workers as fast as they take
+// tasks, and when the consumer is slower the results pile up in the
+// parent; gh-64192.)
 //
 // The sequence is read by a goroutine of the call, one input after the
 // other, while the range goes on; when the range stops or ctx ends, the

@@ -12,7 +12,7 @@ asks for:
  warm ProcessPoolExecutor,
  "imap_rate": items/s of Pool.imap(square, range(n), chunksize=c) consumed
  to the last item, "imap_maxrss_kb": the parent's peak RSS after it
- (imap reads its input ahead: CPython gh-64192)}.
+ (imap has no bound between its input and a slow consumer: CPython gh-64192)}.
 """
 
 import argparse
