@@ -145,12 +145,18 @@ func (ex *Executor) submitSlice(c *call, n int, cut func(start, end int) chunk) 
 	return nil
 }
 
-// openStream checks that a stream call may start.
+// openStream checks that a stream call may start, and counts its feeder:
+// after Close, the drivers stay until every feeder has ended, since a call
+// made before Close runs to its end.
 func (ex *Executor) openStream(c *call) error {
 	c.stream = true
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
-	return ex.refuse()
+	if err := ex.refuse(); err != nil {
+		return err
+	}
+	ex.feeds++
+	return nil
 }
 
 // push queues a chunk of a stream call; it reports false when the call
@@ -181,6 +187,10 @@ func (c *call) fedAll() {
 	c.fed = true
 	c.mu.Unlock()
 	c.signal()
+	c.ex.mu.Lock()
+	c.ex.feeds--
+	c.ex.wake() // idle drivers of a closed executor may go now
+	c.ex.mu.Unlock()
 }
 
 // exhausted reports whether a stream call's feeder pushed the whole
@@ -240,7 +250,7 @@ func (ex *Executor) take() (chunk, <-chan struct{}) {
 		}
 		return ch, nil
 	}
-	if ex.closed {
+	if ex.closed && ex.feeds == 0 {
 		return nil, nil
 	}
 	return nil, ex.kick

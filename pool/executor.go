@@ -114,6 +114,7 @@ type Executor struct {
 	queue  []*call       // calls with chunks not yet handed out, oldest first
 	kick   chan struct{} // closed and replaced when work arrives or the executor closes
 	closed bool
+	feeds  int // stream calls whose feeder runs: the drivers stay for them after Close
 
 	wg   sync.WaitGroup // drivers, and the reaping of retired workers
 	done chan struct{}  // closed once wg is done: every worker reaped

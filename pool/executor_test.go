@@ -306,3 +306,36 @@ func TestImapClosed(t *testing.T) {
 	}
 	require.NoError(t, ex.Join(context.Background()))
 }
+
+// A stream started before Close runs to its end: the workers stay for the
+// chunks its feeder makes after Close.
+func TestImapAcrossClose(t *testing.T) {
+	testproc.CheckFDs(t)
+	ex, err := pool.NewExecutor(context.Background(), pool.Config{Workers: 2})
+	require.NoError(t, err)
+	release := make(chan struct{})
+	in := func(yield func(int) bool) {
+		for i := range 100 {
+			if i == 50 {
+				<-release // the second half comes after Close
+			}
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	n := 0
+	for x, err := range pool.Bind(ex, square).Imap(context.Background(), in) {
+		require.NoError(t, err)
+		require.Equal(t, n*n, x)
+		if n++; n == 50 {
+			ex.Close()
+			close(release)
+		}
+	}
+	assert.Equal(t, 100, n, "every input of a call made before Close")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, ex.Join(ctx))
+	assert.Empty(t, children(t))
+}
