@@ -376,10 +376,6 @@ func (c *Cmd) Start(ctx context.Context) error {
 		mine.Close()
 		return fmt.Errorf("process: %s: %w", c.Name, err)
 	}
-	for _, g := range c.given {
-		g.Close() // the child has its copy: see Cmd
-	}
-	c.given = nil
 	if lines != nil {
 		lines.pid.Store(int64(cmd.Process.Pid))
 	}
@@ -409,6 +405,10 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return err
 	}
 
+	for _, g := range c.given {
+		g.Close() // the child has its copy: see Cmd
+	}
+	c.given = nil
 	c.mu.Lock()
 	c.cmd, c.run = cmd, r
 	c.mu.Unlock()
@@ -431,12 +431,17 @@ func (c *Cmd) stopOnDone(ctx context.Context, cmd *exec.Cmd, r *run, grace, flus
 	if grace < 0 {
 		sig = syscall.SIGKILL
 	}
-	if cmd.Process.Signal(sig) != nil {
+	// The cause is recorded with the signal, under r.mu, so that the wait
+	// goroutine, which reads it once the child is reaped, cannot miss it.
+	r.mu.Lock()
+	err := cmd.Process.Signal(sig)
+	if err == nil {
+		r.cause, r.termed = context.Cause(ctx), sig == syscall.SIGTERM
+	}
+	r.mu.Unlock()
+	if err != nil {
 		return // exited meanwhile
 	}
-	r.mu.Lock()
-	r.cause, r.termed = context.Cause(ctx), sig == syscall.SIGTERM
-	r.mu.Unlock()
 	if sig == syscall.SIGKILL {
 		return
 	}
