@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +24,33 @@ type tokens struct {
 	r, w     *os.File
 	rrc, wrc syscall.RawConn
 	maxsize  int
+
+	// The write end's calls (write, count), made with functions bound
+	// once in init: a closure per call, capturing its results, cost three
+	// allocations per Get of a bounded queue. wop carries the arguments
+	// and results, guarded by wmu; the calls never wait.
+	wmu sync.Mutex
+	wop tokenOp
 }
+
+// tokenOp is a call on the token pipe's write end, run by RawConn.Control.
+type tokenOp struct {
+	p          []byte
+	n          int
+	err        error
+	write, inq func(uintptr) // doWrite, doInQueue
+}
+
+func (op *tokenOp) doWrite(d uintptr) {
+	for {
+		op.n, op.err = unix.Write(int(d), op.p)
+		if op.err != unix.EINTR {
+			return
+		}
+	}
+}
+
+func (op *tokenOp) doInQueue(d uintptr) { op.n, op.err = fd.InQueue(int(d), false) }
 
 // maxGive is the most bytes one write gives back (the tokens of one
 // dropped packet). Keeping writes this small is what lets maxPipeTokens
@@ -80,6 +107,7 @@ func (t *tokens) init() error {
 	if t.wrc, err = t.w.SyscallConn(); err != nil {
 		return err
 	}
+	t.wop.write, t.wop.inq = t.wop.doWrite, t.wop.doInQueue
 	return nil
 }
 
@@ -147,16 +175,14 @@ func (t *tokens) fill() error {
 }
 
 func (t *tokens) write(p []byte) (int, error) {
-	var n int
-	var werr error
-	if err := t.wrc.Control(func(d uintptr) {
-		for {
-			n, werr = unix.Write(int(d), p)
-			if werr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	op := &t.wop
+	op.p = p
+	err := t.wrc.Control(op.write)
+	n, werr := op.n, op.err
+	op.p, op.err = nil, nil
+	if err != nil {
 		return 0, err
 	}
 	if werr != nil {
@@ -243,9 +269,13 @@ func takeOne(d int) (bool, error) {
 
 // count returns the free slots.
 func (t *tokens) count() (int, error) {
-	var n int
-	var ierr error
-	if err := t.wrc.Control(func(d uintptr) { n, ierr = fd.InQueue(int(d), false) }); err != nil {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	op := &t.wop
+	err := t.wrc.Control(op.inq)
+	n, ierr := op.n, op.err
+	op.err = nil
+	if err != nil {
 		return 0, closedErr(err)
 	}
 	return n, ierr
