@@ -101,8 +101,8 @@ func run(ctx context.Context, nworkers, njobs int) error {
 	cmds := make([]*process.Cmd, nworkers)
 	for i := range cmds {
 		cmd := process.Command("worker", strconv.Itoa(i+1))
-		// Like Python's daemon=True: if we fail and exit early, the
-		// workers go with us.
+		// Like Python's daemon=True, by default: if we fail and exit
+		// early, even killed, the workers go with us.
 		if err := cmd.Share(jobs, "jobs"); err != nil {
 			return err
 		}
