@@ -69,9 +69,8 @@
 // process goes on, sees no corrupted item and does not hang. In a bounded
 // queue, the slots of the items a killed process held are lost with them:
 // the queue's capacity shrinks by that many: for a consumer, the items of
-// the packet it held; for a producer, the items of its buffer, at most 64
-// (about one packet: a bounded queue's Put waits while its process buffers
-// that many), and a large item it was sending. (Python's Queue, by
+// the packet it held; for a producer, the items of its buffer, at most 1024
+// (a bounded queue's Put waits while its process buffers that many), and a large item it was sending. (Python's Queue, by
 // contrast, can be left locked or corrupted for every process by one
 // killed in the middle of a get or a put.)
 //

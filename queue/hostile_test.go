@@ -89,8 +89,8 @@ func TestStoppedProducerMidItem(t *testing.T) {
 }
 
 // A producer killed while its Puts wait costs a bounded queue at most the
-// slots of the items in its backlog: about one packet (64 items).
-func TestKilledProducerCostsAtMostAPacketOfSlots(t *testing.T) {
+// slots of the items in its backlog: at most 1024 (maxBuffered).
+func TestKilledProducerCostsBoundedSlots(t *testing.T) {
 	testproc.CheckFDs(t)
 	const maxsize = 5000
 	q := newQueue[item](t, maxsize)
@@ -110,7 +110,7 @@ func TestKilledProducerCostsAtMostAPacketOfSlots(t *testing.T) {
 	lost := q.Qsize()
 	t.Logf("the producer had %d slots, %d items reached the socket, %d slots lost with it", taken, got, lost)
 	assert.Positive(t, got)
-	assert.LessOrEqual(t, lost, 64, "at most one packet's items")
+	assert.LessOrEqual(t, lost, 1024, "at most the 1024 items a bounded queue's producer buffers")
 	assert.Equal(t, taken, got+lost)
 }
 

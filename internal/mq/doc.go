@@ -43,7 +43,7 @@
 // each item holds a slot until a Get returns it, so the slots of the items
 // a killed process held are lost with them: the queue's capacity shrinks
 // by that many, at most the items of one packet for a consumer, and for a
-// producer at most maxBuffered (64): a bounded queue's producer buffers no
+// producer at most maxBuffered (1024): a bounded queue's producer buffers no
 // more (its Puts wait for room in its backlog before taking a slot). A
 // large item whose producer dies mid-body keeps its slot (and joinable's
 // count): a body that ends early gives nothing back (see below).
