@@ -106,6 +106,9 @@ func holders(t *testing.T, p *pool.Pool[any, any]) []struct {
 	}
 }
 
+// typedEcho is a typed process function: its argument is encoded by Start.
+var typedEcho = process.RegisterFunc("sendable-typed-echo", func(ctx context.Context, v any) (any, error) { return v, nil })
+
 func requireNotSendable(t *testing.T, err error, typ string) {
 	t.Helper()
 	require.Error(t, err)
@@ -149,6 +152,9 @@ func TestNotSendable(t *testing.T) {
 			requireNotSendable(t, err, h.typ)
 			_, err = p.Submit(ctx, h.v).Wait(ctx)
 			requireNotSendable(t, err, h.typ)
+			_, err = typedEcho.Command(h.v).Run(ctx)
+			requireNotSendable(t, err, h.typ)
+			assert.ErrorIs(t, err, process.ErrEncode, "Start fails before any child starts")
 			out, err := p.Map(ctx, []any{1, h.v, 3})
 			requireNotSendable(t, err, h.typ)
 			var me *pool.MapError
