@@ -75,6 +75,10 @@ func TestLogMaxTasksPerChild(t *testing.T) {
 	p := newPool(t, pid, pool.Config{Workers: 1, ChunkSize: 2, MaxTasksPerChild: 2, Logger: log})
 	_, err := p.Map(context.Background(), []job{{Index: 0}, {Index: 1}, {Index: 2}, {Index: 3}})
 	require.NoError(t, err)
+	// The second worker retires after its results came back, so after Map
+	// may have returned: wait for its record.
+	require.Eventually(t, func() bool { return len(rec.Records("pool: worker replaced")) >= 2 },
+		30*time.Second, time.Millisecond, "two workers retired after two inputs each")
 	replaced := rec.Records("pool: worker replaced")
 	require.Len(t, replaced, 2, "two workers retired after two inputs each")
 	for _, r := range replaced {
