@@ -50,20 +50,29 @@ type packetBuf struct {
 }
 
 type receiver[T any] struct {
-	bufs       []packetBuf // bufs[0] always; up to maxRecvBatch when batching
-	cur        int         // the buffer whose frames are being taken
-	next, got  int         // bufs[next:got] are received and not yet unpacked
-	off, end   int         // bufs[cur].buf[off:end] holds frames not yet taken
-	left       atomic.Int32
-	queued     atomic.Int32 // items in bufs[next:got]
-	dec        *msgpack.Decoder
-	rd         bytes.Reader
-	scratch    *T           // decode's target, allocated once: decoding into a local would box it on the heap per item
-	bodyBuf    []byte       // reused for large items' payloads (decoding copies out)
-	big        *bigItem     // a large item being read
-	bigWaiting atomic.Int32 // 1 while big is set, for pending
-	hdrs       []unix.Mmsghdr
-	iovs       []unix.Iovec
+	bufs      []packetBuf // bufs[0] always; up to maxRecvBatch when batching
+	cur       int         // the buffer whose frames are being taken
+	next, got int         // bufs[next:got] are received and not yet unpacked
+	off, end  int         // bufs[cur].buf[off:end] holds frames not yet taken
+	left      atomic.Int32
+	queued    atomic.Int32 // items in bufs[next:got]
+	dec       *msgpack.Decoder
+	rd        bytes.Reader
+	scratch   *T // decode's target, allocated once: decoding into a local would box it on the heap per item
+
+	// receive's system call, run by RawConn with functions bound once (a
+	// closure per receive, capturing its results, cost allocations per
+	// packet): k is how many packets to take, rerr the call's error.
+	k           int
+	rerr        error
+	tryCtl      func(uintptr)
+	tryWait     func(uintptr) bool
+	setDeadline func(time.Time) error
+	bodyBuf     []byte       // reused for large items' payloads (decoding copies out)
+	big         *bigItem     // a large item being read
+	bigWaiting  atomic.Int32 // 1 while big is set, for pending
+	hdrs        []unix.Mmsghdr
+	iovs        []unix.Iovec
 
 	// The consumer's pacer.
 	batch    int           // packets per receive
@@ -191,26 +200,27 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 	for len(r.bufs) < k {
 		r.bufs = append(r.bufs, newPacketBuf())
 	}
-	var rerr error
-	try := func(d uintptr) bool {
-		if k == 1 {
-			s := &r.bufs[0]
-			s.n, s.oobn, s.flags, rerr = recvPacket(int(d), s.buf, s.oob, 0)
-			if rerr == nil {
-				r.got = 1
+	if r.tryCtl == nil {
+		r.tryCtl = func(d uintptr) { r.try(d) }
+		r.tryWait = func(d uintptr) bool {
+			if r.try(d) {
+				return true
 			}
-		} else {
-			r.got, rerr = r.recvBatch(int(d), k)
+			if q.hooks.BeforeBlock != nil {
+				q.hooks.BeforeBlock()
+			}
+			return false
 		}
-		return rerr != unix.EAGAIN
+		r.setDeadline = q.rcv.SetReadDeadline
 	}
+	r.k, r.rerr = k, nil
 	r.next, r.got = 0, 0
 	if !wait || ctx.Done() != nil {
-		if err := q.rcvRC.Control(func(d uintptr) { try(d) }); err != nil {
+		if err := q.rcvRC.Control(r.tryCtl); err != nil {
 			return q.recvErr(err)
 		}
-		if rerr != unix.EAGAIN {
-			return q.received(rerr)
+		if r.rerr != unix.EAGAIN {
+			return q.received(r.rerr)
 		}
 		if !wait {
 			return ErrEmpty
@@ -220,16 +230,8 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 		}
 	}
 	start := time.Now()
-	stop := fd.WatchDeadline(ctx, q.rcv.SetReadDeadline)
-	err := q.rcvRC.Read(func(d uintptr) bool {
-		if try(d) {
-			return true
-		}
-		if q.hooks.BeforeBlock != nil {
-			q.hooks.BeforeBlock()
-		}
-		return false
-	})
+	stop := fd.WatchDeadline(ctx, r.setDeadline)
+	err := q.rcvRC.Read(r.tryWait)
 	r.waited = time.Since(start)
 	if stop() && errors.Is(err, os.ErrDeadlineExceeded) {
 		return ctx.Err()
@@ -237,7 +239,22 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 	if err != nil {
 		return q.recvErr(err)
 	}
-	return q.received(rerr)
+	return q.received(r.rerr)
+}
+
+// try receives r.k packets at most, without waiting; false means none was
+// waiting (EAGAIN). The caller holds rsem.
+func (r *receiver[T]) try(d uintptr) bool {
+	if r.k == 1 {
+		s := &r.bufs[0]
+		s.n, s.oobn, s.flags, r.rerr = recvPacket(int(d), s.buf, s.oob, 0)
+		if r.rerr == nil {
+			r.got = 1
+		}
+	} else {
+		r.got, r.rerr = r.recvBatch(int(d), r.k)
+	}
+	return r.rerr != unix.EAGAIN
 }
 
 // received completes a receive: it counts the items of the packets kept
