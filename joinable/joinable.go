@@ -241,11 +241,16 @@ func (jq *Queue[T]) update(ctx context.Context, try func() (bool, error), wait f
 // queue.Queue.Put. The item counts as unfinished from the moment any
 // process can get it (before Put returns, or, when Put has left it in this
 // process's buffer, before it leaves the buffer: see the package
-// documentation). Safe for concurrent use.
+// documentation). Counting waits while another process updates the count
+// (microseconds), and returns ctx.Err() if ctx ends first (a process that
+// died holding the count), or ErrClosed when Close begins; no other call
+// of this process waits behind it. Safe for concurrent use.
 func (jq *Queue[T]) Put(ctx context.Context, v T) error { return errs.Public(jq.q.Put(ctx, v)) }
 
-// TryPut adds v if that needs no waiting, or returns ErrFull. Safe for
-// concurrent use.
+// TryPut adds v if that needs no waiting for room, or returns ErrFull. It
+// waits for the shared count while another process updates it, at most
+// 1 s (then an error wrapping context.DeadlineExceeded: a process died
+// holding the count?). Safe for concurrent use.
 func (jq *Queue[T]) TryPut(v T) error { return errs.Public(jq.q.TryPut(v)) }
 
 // Get removes and returns the next item, waiting until there is one, ctx
