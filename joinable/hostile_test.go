@@ -174,3 +174,82 @@ func TestForgedStubLeavesTheCount(t *testing.T) {
 	require.NoError(t, jq.TaskDone())
 	assert.NoError(t, jq.Join(ctx))
 }
+
+// Consumers SIGKILLed and replaced every few milliseconds, some of them in
+// the middle of a count update (which loses the count for good): the
+// producer's Puts and Join still return, each by its ctx at the latest,
+// and Close ends within its bound.
+func TestConsumersKilledUnderwayNeverHangTheProducer(t *testing.T) {
+	testproc.CheckFDs(t)
+	jq, err := joinable.New[int](64)
+	require.NoError(t, err)
+	stopKills := make(chan struct{})
+	enough := make(chan struct{})
+	killed := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		var live []*testproc.Child
+		for {
+			select {
+			case <-stopKills:
+				for _, c := range live {
+					testproc.Reap(c.Cmd)
+				}
+				return
+			default:
+			}
+			for len(live) < 4 {
+				cmd := testproc.Command(t, "consume")
+				if jq.Share(cmd, qname) != nil {
+					return
+				}
+				live = append(live, testproc.StartLines(t, cmd))
+			}
+			time.Sleep(time.Duration(2+n%5) * time.Millisecond) // the kill's moment, not a condition
+			testproc.Reap(live[0].Cmd)
+			live = live[1:]
+			n++
+			if n == 100 {
+				close(enough)
+			}
+		}
+	}()
+	const perPut = 2 * time.Second
+	for i := 0; ; i++ {
+		if isClosed(enough) {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), perPut)
+		start := time.Now()
+		err := jq.Put(ctx, i)
+		cancel()
+		require.Less(t, time.Since(start), perPut+2*time.Second, "Put %d returned by its ctx", i)
+		if err != nil {
+			// The queue was full of items the killed consumers took, or
+			// the count was lost with one of them.
+			require.ErrorIs(t, err, context.DeadlineExceeded, "Put %d", i)
+		}
+	}
+	close(stopKills)
+	t.Logf("%d consumers killed", <-killed)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err = jq.Join(ctx)
+	assert.Less(t, time.Since(start), 3*time.Second, "Join returns by its ctx")
+	if err != nil {
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	closed := within(t, 20*time.Second, "Close", func() error { return jq.Close() })
+	t.Logf("Join: %v; Close: %v", err, closed)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
