@@ -70,12 +70,18 @@ func init() {
 	})
 	// get-one-and-close: get one item, then Close, which gives back the
 	// rest of the packet it came in; print how many that was.
+	// get-one-and-close: get one item, Close (which gives the rest of the
+	// packet back), and print how many items this process held and how
+	// many its BeforeSend hook counted (none: they were counted when first
+	// sent).
 	testproc.Register("get-one-and-close", func() {
-		q := inherit[item]("q", Hooks{})
+		var counted atomic.Int64
+		q := inherit[item]("q", Hooks{BeforeSend: func(_ context.Context, n int) error { counted.Add(int64(n)); return nil }})
 		_, err := q.Get(context.Background())
 		testproc.Check(err, "get")
-		fmt.Println(q.recv.pending())
+		held := q.recv.pending()
 		testproc.Check(q.Close(), "close")
+		fmt.Println(held, counted.Load())
 	})
 	// batch-get-one-and-close: take up to 8 packets in one receive, return
 	// one item, print how many this process holds, and Close, which gives
@@ -251,9 +257,11 @@ func TestCloseHandsBack(t *testing.T) {
 	var serr error
 	require.NoError(t, q.sndRC.Control(func(d uintptr) { serr = sendPacket(int(d), p, -1) }))
 	require.NoError(t, serr)
-	gaveBack, err := strconv.Atoi(output(t, q, "get-one-and-close"))
+	var gaveBack, counted int
+	_, err = fmt.Sscan(output(t, q, "get-one-and-close"), &gaveBack, &counted)
 	require.NoError(t, err)
 	assert.Equal(t, 4, gaveBack)
+	assert.Zero(t, counted, "items given back are not counted again by BeforeSend (joinable's Join would wait for them forever)")
 	for i := 1; i < 5; i++ {
 		v, err := q.Get(ctx)
 		require.NoError(t, err)

@@ -686,7 +686,7 @@ func (q *Queue[T]) handBack() error {
 	s := &q.send
 	s.mu.Lock()
 	for _, c := range parcels {
-		c.handback = true
+		c.handback, c.counted = true, true // counted when first sent: BeforeSend must not count them again
 		s.backlog = append(s.backlog, c)
 		s.queued += c.n
 	}
