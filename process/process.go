@@ -198,8 +198,10 @@ type Cmd struct {
 	LogStderr bool
 
 	// noPdeathsig leaves the control channel as the only parent-death
-	// signal; for tests.
-	noPdeathsig bool
+	// signal, noWatch the parent-death signal; for tests (with both, the
+	// one that acts first is a race: the parent's descriptors close before
+	// the kernel sends the signal).
+	noPdeathsig, noWatch bool
 
 	mu      sync.Mutex
 	shares  *exec.Cmd    // collects the shares until Start
@@ -341,7 +343,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	if grace == 0 {
 		grace = DefaultGrace
 	}
-	opts := options{name: c.Name, flushTimeout: c.FlushTimeout, grace: max(grace, 0), outlive: c.OutliveParent}
+	opts := options{name: c.Name, flushTimeout: c.FlushTimeout, grace: max(grace, 0), outlive: c.OutliveParent || c.noWatch}
 	if opts.flushTimeout <= 0 {
 		opts.flushTimeout = DefaultFlushTimeout
 	}

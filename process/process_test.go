@@ -124,10 +124,12 @@ func init() {
 		}
 		return nil
 	})
-	// Starts "sleep" (Args()[0] == "pipe-only": without Pdeathsig,
-	// "outlive": with OutliveParent) and sends its pid, then sleeps.
+	// Starts "sleep" (Args()[0] == "pdeathsig": with only the
+	// parent-death signal, "pipe-only": with only the control channel's
+	// EOF, "outlive": with OutliveParent) and sends its pid, then sleeps.
 	Register("intermediate", func(ctx context.Context) error {
 		gc := Command("sleep")
+		gc.noWatch = Args()[0] == "pdeathsig"
 		gc.noPdeathsig = Args()[0] == "pipe-only"
 		gc.OutliveParent = Args()[0] == "outlive"
 		if err := gc.Start(ctx); err != nil {
@@ -694,6 +696,10 @@ func TestDieWithParent(t *testing.T) {
 		}},
 		{"pipe-only", func(t *testing.T, ws syscall.WaitStatus) {
 			assert.True(t, ws.Exited() && ws.ExitStatus() == exitError, "exited on EOF, got %v", ws)
+		}},
+		{"default", func(t *testing.T, ws syscall.WaitStatus) { // both: whichever acts first
+			assert.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL || ws.Exited() && ws.ExitStatus() == exitError,
+				"killed by Pdeathsig or exited on EOF, got %v", ws)
 		}},
 		{"outlive", nil},
 	} {
