@@ -75,6 +75,16 @@
 //
 // # Item type
 //
+// The engine (the unexported engine type: sender, receiver, token pipe,
+// Close) is not generic: it moves encoded frames. Put's encBuf comes in
+// already encoded, and a Get's payload goes out already checked
+// (codec.Check) with its slot given back. Queue[T] (typed.go) is the thin
+// typed layer over it: Put encodes its item in the caller (an item that
+// cannot be encoded fails there), Get decodes the payload into a value
+// the Queue keeps for that (so a Get of a small struct allocates only
+// what the value needs), under the receive semaphore that keeps the
+// payload valid until the decode is done.
+//
 // The description packet records T's msgpack shape (shape.go); FromFiles
 // with a T of another shape fails with ErrItemType.
 //

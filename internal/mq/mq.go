@@ -130,12 +130,11 @@ func (h *Hooks) dropped(ctx context.Context, n int) {
 	}
 }
 
-// Queue is a multi-process FIFO queue of items of type T. See the package
-// documentation for the transport and the guarantees.
-//
-// A Queue is safe for use by several goroutines and, through Files and
-// FromFiles, by several processes. Close may be called at any time.
-type Queue[T any] struct {
+// engine is the queue without its item type: it moves encoded frames
+// (encBuf in, checked payloads out) and holds everything but the decode
+// of one item (see Queue, typed.go). Its methods are safe for use by
+// several goroutines, as Queue's.
+type engine struct {
 	snd, rcv   *os.File // the socketpair: items are sent on snd, received on rcv
 	sndFD      int      // snd's descriptor, open until Close has waited for every call
 	sndRC      syscall.RawConn
@@ -149,8 +148,8 @@ type Queue[T any] struct {
 	maxItem    int64
 	ssem, rsem chan struct{} // one sender waiting for room, one receiver
 
-	send sender[T]
-	recv receiver[T]
+	send sender
+	recv receiver
 
 	// flushCtx is the ctx of the flusher's hooks; cancelFlush ends it when
 	// Close drops the backlog. gaveUp: a Flush returned on its ctx.
@@ -173,7 +172,7 @@ const MaxItemSize = 1 << 30
 // blocks while maxsize items are in the queue, and New fails with
 // ErrMaxsize when the token pipe cannot hold maxsize tokens.
 func New[T any](maxsize int, h Hooks) (*Queue[T], error) {
-	return newQueue[T](maxsize, false, h)
+	return typed[T](newQueue(maxsize, false, h, typeOf[T]()))
 }
 
 // NewSync creates an unbounded queue whose Put is synchronous in every
@@ -181,10 +180,10 @@ func New[T any](maxsize int, h Hooks) (*Queue[T], error) {
 // Put waits while the socket is full. Nothing is ever buffered in the
 // process, so Flush has nothing to do. This is SimpleQueue.
 func NewSync[T any](h Hooks) (*Queue[T], error) {
-	return newQueue[T](0, true, h)
+	return typed[T](newQueue(0, true, h, typeOf[T]()))
 }
 
-func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
+func newQueue(maxsize int, sync bool, h Hooks, typ typeInfo) (*engine, error) {
 	if maxsize < 0 {
 		maxsize = 0
 	}
@@ -203,11 +202,11 @@ func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
 		}
 		files = append(files, tok.r, tok.w)
 	}
-	if err := writeMeta(rcv, meta{maxsize: maxsize, sync: sync, typ: typeOf[T]()}); err != nil {
+	if err := writeMeta(rcv, meta{maxsize: maxsize, sync: sync, typ: typ}); err != nil {
 		closeAll(files)
 		return nil, err
 	}
-	q, err := open[T](files, meta{maxsize: maxsize, sync: sync}, tok, h)
+	q, err := open(files, meta{maxsize: maxsize, sync: sync}, tok, h)
 	if err != nil {
 		closeAll(files)
 		return nil, err
@@ -219,15 +218,15 @@ func newQueue[T any](maxsize int, sync bool, h Hooks) (*Queue[T], error) {
 // shared, in the same order. It takes ownership of files: they are closed
 // on error and by Close.
 func FromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
-	q, err := fromFiles[T](files, h)
+	q, err := fromFiles(files, h, typeOf[T]())
 	if err != nil {
 		closeAll(files)
 		return nil, err
 	}
-	return q, nil
+	return typed[T](q, nil)
 }
 
-func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
+func fromFiles(files []*os.File, h Hooks, want typeInfo) (*engine, error) {
 	if len(files) != 2 && len(files) != 4 {
 		return nil, fmt.Errorf("a queue has 2 or 4 descriptors, got %d", len(files))
 	}
@@ -254,7 +253,7 @@ func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	if want := typeOf[T](); m.typed && !m.typ.compatible(want) {
+	if m.typed && !m.typ.compatible(want) {
 		return nil, fmt.Errorf("%w: the queue's items are %s, not %s: their msgpack shapes differ (see Inherit)", ErrItemType, m.typ.name, want.name)
 	}
 	if (m.maxsize > 0) != (len(files) == 4) {
@@ -264,11 +263,11 @@ func fromFiles[T any](files []*os.File, h Hooks) (*Queue[T], error) {
 	if m.maxsize > 0 {
 		tok = &tokens{r: files[2], w: files[3], maxsize: m.maxsize}
 	}
-	return open[T](files, m, tok, h)
+	return open(files, m, tok, h)
 }
 
-func open[T any](files []*os.File, m meta, tok *tokens, h Hooks) (*Queue[T], error) {
-	q := &Queue[T]{
+func open(files []*os.File, m meta, tok *tokens, h Hooks) (*engine, error) {
+	q := &engine{
 		snd: files[0], rcv: files[1], tok: tok,
 		maxsize: m.maxsize, sync: m.sync, hooks: h,
 		files: files, maxItem: MaxItemSize,
@@ -306,16 +305,16 @@ func closeAll(files []*os.File) {
 // FromFiles expects: the two ends of the socketpair, then, for a bounded
 // queue, the two ends of the token pipe. They remain the Queue's: do not
 // close them.
-func (q *Queue[T]) Files() []*os.File { return q.files }
+func (q *engine) Files() []*os.File { return q.files }
 
 // Maxsize returns the queue's maxsize, 0 when unbounded.
-func (q *Queue[T]) Maxsize() int { return q.maxsize }
+func (q *engine) Maxsize() int { return q.maxsize }
 
 // Sync reports whether Put is synchronous (NewSync).
-func (q *Queue[T]) Sync() bool { return q.sync }
+func (q *engine) Sync() bool { return q.sync }
 
 // enter starts a call; it returns false once Close has begun.
-func (q *Queue[T]) enter() bool {
+func (q *engine) enter() bool {
 	if q.closed.Load() {
 		return false
 	}
@@ -327,10 +326,10 @@ func (q *Queue[T]) enter() bool {
 	return true
 }
 
-func (q *Queue[T]) exit() { q.life.RUnlock() }
+func (q *engine) exit() { q.life.RUnlock() }
 
 // acquire takes a one-slot semaphore, giving up on ctx or Close.
-func (q *Queue[T]) acquire(ctx context.Context, sem chan struct{}) error {
+func (q *engine) acquire(ctx context.Context, sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
 		return nil
@@ -359,7 +358,7 @@ func (q *Queue[T]) acquire(ctx context.Context, sem chan struct{}) error {
 // to the same size, as they usually do.
 //
 // After Close, Qsize returns 0.
-func (q *Queue[T]) Qsize() int {
+func (q *engine) Qsize() int {
 	if !q.enter() {
 		return 0
 	}
@@ -378,7 +377,7 @@ func (q *Queue[T]) Qsize() int {
 // exact when no call is under way; for an unbounded one it reports that
 // neither this process's buffers nor the socket hold anything (items
 // buffered in other processes are not seen). After Close it returns true.
-func (q *Queue[T]) Empty() bool {
+func (q *engine) Empty() bool {
 	if !q.enter() {
 		return true
 	}
@@ -397,7 +396,7 @@ func (q *Queue[T]) Empty() bool {
 // Full reports whether a bounded queue holds maxsize items (exact when no
 // call is under way). It is always false for an unbounded queue and after
 // Close.
-func (q *Queue[T]) Full() bool {
+func (q *engine) Full() bool {
 	if q.tok == nil || !q.enter() {
 		return false
 	}
@@ -406,7 +405,7 @@ func (q *Queue[T]) Full() bool {
 	return err == nil && n == 0
 }
 
-func (q *Queue[T]) inQueue() (int, error) {
+func (q *engine) inQueue() (int, error) {
 	var n int
 	var err error
 	if cerr := q.rcvRC.Control(func(d uintptr) { n, err = fd.InQueue(int(d), true) }); cerr != nil {
@@ -432,7 +431,7 @@ func (q *Queue[T]) inQueue() (int, error) {
 // Close is idempotent and safe to call concurrently; every call returns
 // the result of the first: an error of an earlier buffered send, of the
 // flush, or ErrDropped.
-func (q *Queue[T]) Close() error {
+func (q *engine) Close() error {
 	q.closeOnce.Do(func() {
 		q.closed.Store(true)
 		close(q.done)
@@ -474,4 +473,4 @@ func (q *Queue[T]) Close() error {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Closed reports whether Close has been called.
-func (q *Queue[T]) Closed() bool { return q.closed.Load() }
+func (q *engine) Closed() bool { return q.closed.Load() }

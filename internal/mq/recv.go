@@ -1,7 +1,6 @@
 package mq
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/codec"
@@ -49,16 +47,14 @@ type packetBuf struct {
 	items          int // the items it carries, for pending
 }
 
-type receiver[T any] struct {
+type receiver struct {
 	bufs      []packetBuf // bufs[0] always; up to maxRecvBatch when batching
 	cur       int         // the buffer whose frames are being taken
 	next, got int         // bufs[next:got] are received and not yet unpacked
 	off, end  int         // bufs[cur].buf[off:end] holds frames not yet taken
 	left      atomic.Int32
 	queued    atomic.Int32 // items in bufs[next:got]
-	dec       *msgpack.Decoder
-	rd        bytes.Reader
-	scratch   *T // decode's target, allocated once: decoding into a local would box it on the heap per item
+	held      []byte       // the large item's payload take returned, recycled by untake
 
 	// receive's system call, run by RawConn with functions bound once (a
 	// closure per receive, capturing its results, cost allocations per
@@ -85,7 +81,7 @@ type receiver[T any] struct {
 	receiverState
 }
 
-// receiverState is the part of a receiver that does not depend on T.
+// receiverState is the part of a receiver a large item's bodyReader uses.
 type receiverState struct {
 	bodyMu sync.Mutex
 	body   *os.File // the pipe of a large item a Get is reading
@@ -95,17 +91,13 @@ type receiverState struct {
 // the kernel discards the rest (and closes them): ours carry one.
 const maxRights = 8
 
-func (r *receiver[T]) pending() int {
+func (r *receiver) pending() int {
 	return int(r.left.Load() + r.queued.Load() + r.bigWaiting.Load())
 }
 
-func (r *receiver[T]) ensure() {
+func (r *receiver) ensure() {
 	if r.bufs == nil {
 		r.bufs = []packetBuf{newPacketBuf()}
-		// Not UsePreallocateValues: it starts a goroutine per pointer type
-		// that never ends, allocating values ahead.
-		r.dec = msgpack.NewDecoder(nil)
-		r.scratch = new(T)
 		r.batch, r.frames = 1, 1
 	}
 }
@@ -116,7 +108,7 @@ func newPacketBuf() packetBuf {
 
 // pace sets how many packets the coming receive takes, from the work
 // per item since the last one.
-func (r *receiver[T]) pace(now time.Time) {
+func (r *receiver) pace(now time.Time) {
 	if r.taken > 0 && !r.lastRecv.IsZero() {
 		w := (now.Sub(r.lastRecv) - r.waited) / time.Duration(r.taken)
 		r.work = (3*r.work + w) / 4
@@ -129,43 +121,36 @@ func (r *receiver[T]) pace(now time.Time) {
 	r.lastRecv, r.waited, r.taken = now, 0, 0
 }
 
-// Get removes and returns the oldest item, waiting until there is one,
-// until ctx ends (ctx.Err(), nothing taken) or until Close (ErrClosed).
-// An item that does not decode into T is consumed and reported.
-func (q *Queue[T]) Get(ctx context.Context) (T, error) { return q.get(ctx, true) }
-
-// TryGet is Get that does not wait for an item: it returns ErrEmpty when
-// none is waiting in the socket or in this process, or when another
-// goroutine of this process is already receiving. An item larger than a
-// packet is read whole, which may wait for its sender.
-func (q *Queue[T]) TryGet() (T, error) { return q.get(context.Background(), false) }
-
-func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
-	if !q.enter() {
-		return v, ErrClosed
-	}
-	defer q.exit()
+// take returns the payload of the next item, for its caller (Queue.get)
+// to decode: checked (codec.Check), its slot given back. On success the
+// caller holds rsem, and p stays valid, until it calls untake; on error it
+// holds nothing. The caller is inside a call (enter).
+func (q *engine) take(ctx context.Context, wait bool) (p []byte, err error) {
 	select {
 	case q.rsem <- struct{}{}:
 	default:
 		if !wait {
-			return v, ErrEmpty
+			return nil, ErrEmpty
 		}
 		if q.hooks.BeforeBlock != nil {
 			q.hooks.BeforeBlock()
 		}
 		if err := q.acquire(ctx, q.rsem); err != nil {
-			return v, err
+			return nil, err
 		}
 	}
-	defer func() { <-q.rsem }()
+	defer func() {
+		if err != nil {
+			q.untake()
+		}
+	}()
 	r := &q.recv
 	r.ensure()
 	for {
 		if r.big != nil {
-			v, ok, err := q.readBig(ctx, wait)
+			p, ok, err := q.readBig(ctx, wait)
 			if ok || err != nil {
-				return v, err
+				return p, err
 			}
 			continue
 		}
@@ -174,23 +159,36 @@ func (q *Queue[T]) get(ctx context.Context, wait bool) (v T, err error) {
 		}
 		if r.next == r.got {
 			if err := q.receive(ctx, wait); err != nil {
-				return v, err
+				return nil, err
 			}
 		}
 		r.cur = r.next
 		r.next++
 		s := &r.bufs[r.cur]
 		r.queued.Add(-int32(s.items))
-		v, ok, err := q.unpack(ctx, wait, s.n, s.oobn, s.flags)
+		p, ok, err := q.unpack(ctx, wait, s.n, s.oobn, s.flags)
 		if ok || err != nil {
-			return v, err
+			return p, err
 		}
 	}
 }
 
+// untake ends what take began: it recycles a large item's payload buffer
+// and frees rsem.
+func (q *engine) untake() {
+	r := &q.recv
+	if p := r.held; p != nil {
+		r.held = nil
+		if cap(p) <= maxBodyBuf {
+			r.bodyBuf = p[:0]
+		}
+	}
+	<-q.rsem
+}
+
 // receive receives one packet, or up to r.batch of them, into r.bufs;
 // the caller has unpacked every earlier one.
-func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
+func (q *engine) receive(ctx context.Context, wait bool) error {
 	r := &q.recv
 	k := 1
 	if q.sync {
@@ -244,7 +242,7 @@ func (q *Queue[T]) receive(ctx context.Context, wait bool) error {
 
 // try receives r.k packets at most, without waiting; false means none was
 // waiting (EAGAIN). The caller holds rsem.
-func (r *receiver[T]) try(d uintptr) bool {
+func (r *receiver) try(d uintptr) bool {
 	if r.k == 1 {
 		s := &r.bufs[0]
 		s.n, s.oobn, s.flags, r.rerr = recvPacket(int(d), s.buf, s.oob, 0)
@@ -259,7 +257,7 @@ func (r *receiver[T]) try(d uintptr) bool {
 
 // received completes a receive: it counts the items of the packets kept
 // for later.
-func (q *Queue[T]) received(err error) error {
+func (q *engine) received(err error) error {
 	r := &q.recv
 	if err != nil {
 		r.got = 0
@@ -280,7 +278,7 @@ func (q *Queue[T]) received(err error) error {
 }
 
 // recvBatch receives up to k packets with one recvmmsg.
-func (r *receiver[T]) recvBatch(sfd, k int) (int, error) {
+func (r *receiver) recvBatch(sfd, k int) (int, error) {
 	if len(r.hdrs) < k {
 		r.hdrs = make([]unix.Mmsghdr, maxRecvBatch)
 		r.iovs = make([]unix.Iovec, maxRecvBatch)
@@ -302,7 +300,7 @@ func (r *receiver[T]) recvBatch(sfd, k int) (int, error) {
 	return n, err
 }
 
-func (q *Queue[T]) recvErr(err error) error {
+func (q *engine) recvErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -315,7 +313,7 @@ func (q *Queue[T]) recvErr(err error) error {
 // unpack handles the packet in r.buf: it keeps its frames for takeLocal
 // (ok false), or returns the large item it announces (ok true). A large
 // item that is dropped also gives ok false.
-func (q *Queue[T]) unpack(ctx context.Context, wait bool, n, oobn, flags int) (v T, ok bool, err error) {
+func (q *engine) unpack(ctx context.Context, wait bool, n, oobn, flags int) (p []byte, ok bool, err error) {
 	r := &q.recv
 	cur := &r.bufs[r.cur]
 	var fds []int
@@ -323,14 +321,14 @@ func (q *Queue[T]) unpack(ctx context.Context, wait bool, n, oobn, flags int) (v
 		fds, err = rightsOf(cur.oob[:oobn])
 		if err != nil {
 			closeFDs(fds)
-			return v, false, fmt.Errorf("%w: ancillary data: %v", ErrCorrupt, err)
+			return nil, false, fmt.Errorf("%w: ancillary data: %v", ErrCorrupt, err)
 		}
 	}
-	p := cur.buf[:n]
+	p = cur.buf[:n]
 	switch {
 	case flags&unix.MSG_TRUNC != 0:
 		closeFDs(fds)
-		return v, false, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxPacket)
+		return nil, false, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxPacket)
 	case len(fds) == 0 && isBig(p) && flags&unix.MSG_CTRUNC != 0:
 		// The stub came with its pipe, and the kernel could not install
 		// it: this process is at its descriptor limit (or the system at
@@ -338,28 +336,28 @@ func (q *Queue[T]) unpack(ctx context.Context, wait bool, n, oobn, flags int) (v
 		// slot back, and tell the layer above.
 		q.giveSlot()
 		q.hooks.dropped(ctx, 1)
-		return v, false, fmt.Errorf("a large item was lost: this process could not receive its pipe (descriptor limit reached): %w", syscall.EMFILE)
+		return nil, false, fmt.Errorf("a large item was lost: this process could not receive its pipe (descriptor limit reached): %w", syscall.EMFILE)
 	case len(fds) > 0 || isBig(p):
 		if len(fds) != 1 || !isBig(p) || flags&unix.MSG_CTRUNC != 0 {
 			closeFDs(fds)
-			return v, false, fmt.Errorf("%w: %d descriptor(s) with %d bytes", ErrCorrupt, len(fds), n)
+			return nil, false, fmt.Errorf("%w: %d descriptor(s) with %d bytes", ErrCorrupt, len(fds), n)
 		}
 		return q.takeBig(ctx, wait, p, fds[0])
 	}
 	k := countFrames(p)
 	if k <= 0 {
-		return v, false, fmt.Errorf("%w: %d bytes that are not whole frames", ErrCorrupt, n)
+		return nil, false, fmt.Errorf("%w: %d bytes that are not whole frames", ErrCorrupt, n)
 	}
 	r.off, r.end = 0, n
 	r.left.Store(int32(k))
-	return v, false, nil
+	return nil, false, nil
 }
 
 // takeLocal returns the next frame kept from the last packet. A frame
 // whose payload is not one well-formed msgpack value is no item a queue
 // writes (a foreign process sent it): it is consumed and reported, and
 // gives back no slot, since it took none.
-func (q *Queue[T]) takeLocal() (v T, err error) {
+func (q *engine) takeLocal() ([]byte, error) {
 	r := &q.recv
 	buf := r.bufs[r.cur].buf
 	start, end, _ := nextFrame(buf[:r.end], r.off)
@@ -367,11 +365,11 @@ func (q *Queue[T]) takeLocal() (v T, err error) {
 	r.left.Add(-1)
 	p := buf[start:end]
 	if err := codec.Check(p); err != nil {
-		return v, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	q.giveSlot()
 	r.taken++
-	return r.decode(p)
+	return p, nil
 }
 
 // giveSlot gives back the slot of an item a Get returns. It never fails
@@ -381,29 +379,13 @@ func (q *Queue[T]) takeLocal() (v T, err error) {
 // a genuine item holds a slot until this give, so that is an item a
 // foreign process sent without taking one (well-formed, so indistinguishable
 // from a genuine one otherwise), which must not raise the queue's capacity.
-func (q *Queue[T]) giveSlot() {
+func (q *engine) giveSlot() {
 	if q.tok != nil {
 		if n, err := q.tok.count(); err == nil && n >= q.maxsize {
 			return
 		}
 		q.tok.give(1)
 	}
-}
-
-// decode decodes the payload p, which came from another process and which
-// the caller checked (codec.Check: msgpack headers that lie cannot make
-// the decoder allocate more than p's size, nor nest deeper than
-// codec.MaxDepth).
-func (r *receiver[T]) decode(p []byte) (v T, err error) {
-	r.rd.Reset(p)
-	r.dec.ResetReader(&r.rd)
-	var zero T
-	err = r.dec.Decode(r.scratch)
-	v, *r.scratch = *r.scratch, zero // a fresh value each time, and none kept
-	if err != nil {
-		return zero, fmt.Errorf("decode into %T: %w", v, err)
-	}
-	return v, nil
 }
 
 // maxBodyBuf is the largest payload buffer a receiver keeps between Gets.
@@ -430,12 +412,12 @@ type bigItem struct {
 // anything back: a stub whose body ends early is what a foreign process
 // forging packets sends, and it took no slot; a genuine producer killed
 // mid-body loses its item with its slot (see the package documentation).
-func (q *Queue[T]) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int) (v T, ok bool, err error) {
+func (q *engine) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int) (_ []byte, ok bool, err error) {
 	size := binary.BigEndian.Uint64(p[4:bigHeader])
 	inline := p[bigHeader:]
 	if size > uint64(q.maxItem) || size < uint64(len(inline)) {
 		unix.Close(bodyFD)
-		return v, false, fmt.Errorf("%w: large item of %d bytes", ErrCorrupt, size)
+		return nil, false, fmt.Errorf("%w: large item of %d bytes", ErrCorrupt, size)
 	}
 	// The body must be a pipe, read without blocking: a foreign sender
 	// may have passed a blocking one, whose read Close could not
@@ -443,11 +425,11 @@ func (q *Queue[T]) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int)
 	var st unix.Stat_t
 	if err := unix.Fstat(bodyFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		unix.Close(bodyFD)
-		return v, false, fmt.Errorf("%w: a large item's descriptor is not a pipe", ErrCorrupt)
+		return nil, false, fmt.Errorf("%w: a large item's descriptor is not a pipe", ErrCorrupt)
 	}
 	if err := unix.SetNonblock(bodyFD, true); err != nil {
 		unix.Close(bodyFD)
-		return v, false, fmt.Errorf("large item: %w", os.NewSyscallError("fcntl", err))
+		return nil, false, fmt.Errorf("large item: %w", os.NewSyscallError("fcntl", err))
 	}
 	r := &q.recv
 	buf := r.bodyBuf[:0]
@@ -473,11 +455,11 @@ func (q *Queue[T]) takeBig(ctx context.Context, wait bool, p []byte, bodyFD int)
 // the item was dropped (its body ended early), and leaves r.big in place
 // when ctx ended first, or when wait is false and the body would block
 // (ErrEmpty).
-func (q *Queue[T]) readBig(ctx context.Context, wait bool) (v T, ok bool, err error) {
+func (q *engine) readBig(ctx context.Context, wait bool) (p []byte, ok bool, err error) {
 	r := &q.recv
 	b := r.big
 	if err := b.read(ctx, wait); err != nil {
-		return v, false, err
+		return nil, false, err
 	}
 	r.big = nil
 	r.bigWaiting.Store(0)
@@ -485,20 +467,16 @@ func (q *Queue[T]) readBig(ctx context.Context, wait bool) (v T, ok bool, err er
 	if b.br.err != nil || b.br.short {
 		// Its sender died, or gave up, before writing all of it (or sent
 		// a forged stub), or Close interrupted the read: the item is gone.
-		return v, false, b.br.err
+		return nil, false, b.br.err
 	}
 	payload := b.buf
 	q.giveSlot()
 	r.taken++
+	r.held = payload // untake recycles it
 	if cerr := codec.Check(payload); cerr != nil {
-		err = fmt.Errorf("%w: %w", ErrCorrupt, cerr)
-	} else {
-		v, err = r.decode(payload)
+		return nil, true, fmt.Errorf("%w: %w", ErrCorrupt, cerr)
 	}
-	if cap(payload) <= maxBodyBuf {
-		r.bodyBuf = payload[:0]
-	}
-	return v, true, err
+	return payload, true, nil
 }
 
 // read reads the rest of the body into b.buf. It returns nil when the body
@@ -630,7 +608,7 @@ func (b *bodyReader) close() {
 }
 
 // dropBig drops the large item a Get left half read (Close).
-func (r *receiver[T]) dropBig() {
+func (r *receiver) dropBig() {
 	if r.big != nil {
 		r.big.br.close()
 		r.big = nil
@@ -639,7 +617,7 @@ func (r *receiver[T]) dropBig() {
 }
 
 // interrupt wakes a Get reading a large item's body.
-func (r *receiver[T]) interrupt() {
+func (r *receiver) interrupt() {
 	r.bodyMu.Lock()
 	defer r.bodyMu.Unlock()
 	if r.body != nil {
@@ -651,7 +629,7 @@ func (r *receiver[T]) interrupt() {
 // no Get took (Close): the frames left of the current packet and the
 // packets received with it. They keep their slots, and skip the hooks:
 // they were counted when first sent.
-func (q *Queue[T]) handBack() error {
+func (q *engine) handBack() error {
 	r := &q.recv
 	r.dropBig()
 	var parcels []*parcel
@@ -699,7 +677,7 @@ var peekPool = sync.Pool{New: func() any { b := make([]byte, maxPacket); return 
 
 // estimateWaiting estimates the items waiting in the socket: its bytes
 // (SIOCINQ) divided by the bytes per item of the first packet.
-func (q *Queue[T]) estimateWaiting() int {
+func (q *engine) estimateWaiting() int {
 	inq, err := q.inQueue()
 	if err != nil || inq == 0 {
 		return 0

@@ -45,7 +45,7 @@ func putParcel(c *parcel) {
 	parcelPool.Put(c)
 }
 
-type sender[T any] struct {
+type sender struct {
 	mu       sync.Mutex
 	cond     sync.Cond // the flusher waits on it for work
 	backlog  []*parcel
@@ -79,20 +79,20 @@ type sender[T any] struct {
 // measurable (BenchmarkStream/small-bounded1000).
 const maxBuffered = 1024
 
-func (s *sender[T]) init() {
+func (s *sender) init() {
 	s.cond.L = &s.mu
 	s.batch.Store(1)
 	s.bodies = make(map[*os.File]bool)
 }
 
-func (s *sender[T]) pending() int {
+func (s *sender) pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.queued
 }
 
 // takeErr returns, once, the error of an earlier buffered send.
-func (s *sender[T]) takeErr() error {
+func (s *sender) takeErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
@@ -106,7 +106,7 @@ func (s *sender[T]) takeErr() error {
 // fail records that n buffered items were not sent because of err, and
 // frees their slots. Items that Close dropped are counted apart (see
 // Close).
-func (s *sender[T]) fail(q *Queue[T], n int, err error) {
+func (s *sender) fail(q *engine, n int, err error) {
 	if q.tok != nil {
 		if gerr := q.tok.give(n); gerr != nil {
 			err = errors.Join(err, gerr)
@@ -124,42 +124,16 @@ func (s *sender[T]) fail(q *Queue[T], n int, err error) {
 	s.mu.Unlock()
 }
 
-func (s *sender[T]) checkIdle() {
+func (s *sender) checkIdle() {
 	if s.idle != nil && len(s.backlog) == 0 && !s.inFlight && s.streams == 0 {
 		close(s.idle)
 		s.idle = nil
 	}
 }
 
-// Put puts v in the queue. v is encoded in the caller: an item that cannot
-// be encoded fails here. A bounded queue waits while it is full, until ctx
-// ends (ctx.Err(), queue unchanged) or Close (ErrClosed). An unbounded Put
-// never waits: when the socket is full the item is buffered in this
-// process and sent, in order, by a goroutine; Flush and Close wait for it.
-// A synchronous queue (NewSync) sends in the caller and waits while the
-// socket is full.
-//
-// Put returns the error of an earlier buffered send, if there was one, and
-// does not put v then.
-func (q *Queue[T]) Put(ctx context.Context, v T) error {
-	return q.put(ctx, v, true)
-}
-
-// TryPut is Put that never waits: it returns ErrFull instead.
-func (q *Queue[T]) TryPut(v T) error {
-	return q.put(tryCtx, v, false)
-}
-
-func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
-	if !q.enter() {
-		return ErrClosed
-	}
-	defer q.exit()
-	e, err := encode(&v, q.maxItem)
-	if err != nil {
-		return err
-	}
-	defer e.release()
+// put sends e, an item its caller (Queue.put) encoded; the caller is
+// inside a call (enter) and releases e.
+func (q *engine) put(ctx context.Context, e *encBuf, wait bool) error {
 	if err := q.send.takeErr(); err != nil {
 		return err
 	}
@@ -193,7 +167,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, wait bool) error {
 var errNoRoom = errors.New("backlog full")
 
 // waitRoom waits while this process's backlog holds maxBuffered items.
-func (s *sender[T]) waitRoom(ctx context.Context, q *Queue[T], wait bool) error {
+func (s *sender) waitRoom(ctx context.Context, q *engine, wait bool) error {
 	s.mu.Lock()
 	for s.queued >= maxBuffered {
 		if !wait {
@@ -221,7 +195,7 @@ func (s *sender[T]) waitRoom(ctx context.Context, q *Queue[T], wait bool) error 
 // closedOr returns ErrClosed for an error of a call that Close raced
 // (a send that found this process's own ends closed, the last ones of the
 // queue), and err otherwise.
-func (q *Queue[T]) closedOr(err error) error {
+func (q *engine) closedOr(err error) error {
 	if err != nil && q.closed.Load() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return ErrClosed
 	}
@@ -229,7 +203,7 @@ func (q *Queue[T]) closedOr(err error) error {
 }
 
 // takeSlot takes a free slot of a bounded queue.
-func (q *Queue[T]) takeSlot(ctx context.Context, wait bool) error {
+func (q *engine) takeSlot(ctx context.Context, wait bool) error {
 	ok, err := q.tok.tryTake()
 	if err != nil || ok {
 		return q.slotErr(err)
@@ -247,7 +221,7 @@ func (q *Queue[T]) takeSlot(ctx context.Context, wait bool) error {
 // slotErr reports ErrClosed for a token pipe that Close closed under a
 // take: the poller then returns its own "use of closed file", which is
 // not os.ErrClosed.
-func (q *Queue[T]) slotErr(err error) error {
+func (q *engine) slotErr(err error) error {
 	if err != nil && q.closed.Load() {
 		return ErrClosed
 	}
@@ -258,7 +232,7 @@ func (q *Queue[T]) slotErr(err error) error {
 // buffers it otherwise. BeforeSend runs without s.mu, with the caller's
 // ctx: it may wait for another process (joinable's count), and nothing of
 // this process may wait behind it.
-func (s *sender[T]) put(ctx context.Context, q *Queue[T], e *encBuf) error {
+func (s *sender) put(ctx context.Context, q *engine, e *encBuf) error {
 	s.mu.Lock()
 	direct := len(s.backlog) == 0 && !s.inFlight
 	if !direct && q.tok != nil && s.queued >= maxBuffered {
@@ -299,7 +273,7 @@ func (s *sender[T]) put(ctx context.Context, q *Queue[T], e *encBuf) error {
 // returns sent false and no error when the socket is full; for a large
 // item, prep is then the pipe already prepared. The caller holds s.mu
 // (nothing here waits).
-func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
+func (q *engine) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 	if !e.big() {
 		serr := sendPacket(q.sndFD, e.frame(), -1) // see putSync
 		if serr == nil {
@@ -330,7 +304,7 @@ func (q *Queue[T]) sendNow(e *encBuf) (sent bool, prep *bigSend, err error) {
 }
 
 // enqueue appends e to the backlog. The caller holds s.mu.
-func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend, counted bool) {
+func (s *sender) enqueue(q *engine, e *encBuf, prep *bigSend, counted bool) {
 	if e.big() {
 		s.backlog = append(s.backlog, &parcel{big: e.keep(), prep: prep, counted: counted, rights: -1})
 	} else {
@@ -352,7 +326,7 @@ func (s *sender[T]) enqueue(q *Queue[T], e *encBuf, prep *bigSend, counted bool)
 }
 
 // wake starts the flusher or tells it there is work. The caller holds s.mu.
-func (s *sender[T]) wake(q *Queue[T]) {
+func (s *sender) wake(q *engine) {
 	if !s.started {
 		s.started = true
 		s.wg.Add(1)
@@ -363,7 +337,7 @@ func (s *sender[T]) wake(q *Queue[T]) {
 }
 
 // run is the flusher: it sends the backlog in order until Close.
-func (s *sender[T]) run(q *Queue[T]) {
+func (s *sender) run(q *engine) {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
@@ -392,7 +366,7 @@ func (s *sender[T]) run(q *Queue[T]) {
 // sendParcel sends the frames of c in packets of at most s.batch frames, or
 // its large item. While Close drops (dropping), it sends only what the
 // socket takes at once, and only items already counted.
-func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
+func (s *sender) sendParcel(q *engine, c *parcel) {
 	ctx := q.flushCtx
 	if c.big != nil {
 		s.sendBig(q, c)
@@ -441,7 +415,7 @@ func (s *sender[T]) sendParcel(q *Queue[T], c *parcel) {
 }
 
 // lose accounts for n counted items of c that could not be sent.
-func (s *sender[T]) lose(q *Queue[T], c *parcel, n int, err error) {
+func (s *sender) lose(q *engine, c *parcel, n int, err error) {
 	if !c.handback {
 		q.hooks.sendFailed(q.flushCtx, n)
 		s.fail(q, n, err)
@@ -463,7 +437,7 @@ func (s *sender[T]) lose(q *Queue[T], c *parcel, n int, err error) {
 	}
 }
 
-func (s *sender[T]) isDropping() bool {
+func (s *sender) isDropping() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.dropping
@@ -471,7 +445,7 @@ func (s *sender[T]) isDropping() bool {
 
 // flusherSend sends hdr+p as one packet, waiting for room unless Close
 // drops the backlog: then it tries once.
-func (q *Queue[T]) flusherSend(hdr, p []byte, rights int) (waited bool, err error) {
+func (q *engine) flusherSend(hdr, p []byte, rights int) (waited bool, err error) {
 	if !q.send.isDropping() {
 		return q.sendWait(hdr, p, rights)
 	}
@@ -494,7 +468,7 @@ func (q *Queue[T]) flusherSend(hdr, p []byte, rights int) (waited bool, err erro
 	return false, nil
 }
 
-func (s *sender[T]) sendBig(q *Queue[T], c *parcel) {
+func (s *sender) sendBig(q *engine, c *parcel) {
 	bs := c.prep
 	if !c.counted {
 		err := error(ErrDropped)
@@ -536,7 +510,7 @@ func (s *sender[T]) sendBig(q *Queue[T], c *parcel) {
 }
 
 // sent accounts for n items that left the flusher's hands.
-func (s *sender[T]) sent(n int, waited bool) {
+func (s *sender) sent(n int, waited bool) {
 	s.pace.sent(n, waited, &s.batch)
 	s.mu.Lock()
 	s.queued -= n
@@ -553,7 +527,7 @@ func (s *sender[T]) sent(n int, waited bool) {
 // its body, if the pipe could not take all of it at once, is written by a
 // goroutine that Flush and Close wait for, which then owns e (owned: e
 // belongs to the backlog, not to a Put). The caller holds s.mu.
-func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned bool) {
+func (s *sender) finishBigLocked(q *engine, bs *bigSend, e *encBuf, owned bool) {
 	unix.Close(bs.r)
 	bs.r = -1
 	if len(bs.rest) == 0 {
@@ -594,7 +568,7 @@ func (s *sender[T]) finishBigLocked(q *Queue[T], bs *bigSend, e *encBuf, owned b
 }
 
 // sendWait sends hdr+p as one packet, waiting for room in the poller.
-func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) {
+func (q *engine) sendWait(hdr, p []byte, rights int) (waited bool, err error) {
 	var serr error
 	err = q.sndRC.Write(func(d uintptr) bool {
 		if len(hdr) == 0 {
@@ -623,7 +597,7 @@ func (q *Queue[T]) sendWait(hdr, p []byte, rights int) (waited bool, err error) 
 // sendError describes a failed send. When this process is closing and
 // held the queue's last receiving end, the send failed because of that:
 // ErrClosed.
-func (q *Queue[T]) sendError(err error) error {
+func (q *engine) sendError(err error) error {
 	if fd.IsPeerClosed(err) {
 		if q.closed.Load() {
 			return fmt.Errorf("%w (no other process has the queue open): %w", ErrClosed, err)
@@ -638,7 +612,7 @@ func (q *Queue[T]) sendError(err error) error {
 // It returns ctx.Err() when ctx ends first (the items stay buffered and
 // are still sent), ErrClosed after Close, and otherwise the error of an
 // earlier buffered send, if any.
-func (q *Queue[T]) Flush(ctx context.Context) error {
+func (q *engine) Flush(ctx context.Context) error {
 	if !q.enter() {
 		return ErrClosed
 	}
@@ -670,7 +644,7 @@ func (q *Queue[T]) Flush(ctx context.Context) error {
 // drop makes the flusher drop what it cannot send at once, and interrupts
 // its wait for room, its hooks and the body writers (Close, after a Flush
 // gave up).
-func (s *sender[T]) drop(q *Queue[T]) {
+func (s *sender) drop(q *engine) {
 	s.mu.Lock()
 	s.dropping = true
 	s.mu.Unlock()
@@ -680,7 +654,7 @@ func (s *sender[T]) drop(q *Queue[T]) {
 
 // stop lets the flusher send what is left, and joins it and the body
 // writers.
-func (s *sender[T]) stop() error {
+func (s *sender) stop() error {
 	s.mu.Lock()
 	s.stopping = true
 	s.cond.Broadcast()
@@ -698,7 +672,7 @@ func (s *sender[T]) stop() error {
 
 // interrupt closes the bodies being written (synchronous Puts, body
 // writers).
-func (s *sender[T]) interrupt() {
+func (s *sender) interrupt() {
 	s.bodyMu.Lock()
 	defer s.bodyMu.Unlock()
 	for f := range s.bodies {
@@ -708,7 +682,7 @@ func (s *sender[T]) interrupt() {
 
 // putSync sends e in the caller (NewSync): when it returns nil, the item
 // is in the kernel.
-func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
+func (q *engine) putSync(ctx context.Context, e *encBuf, wait bool) error {
 	if err := q.hooks.beforeSend(ctx, 1); err != nil {
 		return err
 	}
@@ -761,7 +735,7 @@ func (q *Queue[T]) putSync(ctx context.Context, e *encBuf, wait bool) error {
 // waitSend waits for room and sends, honouring ctx and Close. The caller
 // holds no lock; ssem makes it the only waiter on snd in this process, so
 // it owns snd's write deadline.
-func (q *Queue[T]) waitSend(ctx context.Context, send func(uintptr) error) error {
+func (q *engine) waitSend(ctx context.Context, send func(uintptr) error) error {
 	if err := q.acquire(ctx, q.ssem); err != nil {
 		return err
 	}
@@ -792,7 +766,7 @@ func (q *Queue[T]) waitSend(ctx context.Context, send func(uintptr) error) error
 // streamBody writes the rest of a large item in the caller of a
 // synchronous Put. Close interrupts it; the item is then lost (its
 // receiver drops it).
-func (q *Queue[T]) streamBody(bs *bigSend) error {
+func (q *engine) streamBody(bs *bigSend) error {
 	unix.Close(bs.r)
 	bs.r = -1
 	if len(bs.rest) == 0 {
