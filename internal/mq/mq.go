@@ -444,12 +444,14 @@ func (q *engine) Close() error {
 		if q.tok != nil {
 			q.tok.r.Close()
 		}
+		if drop {
+			// Dropping first: a send that the deadline below interrupts
+			// must count its items as dropped, not as failed.
+			q.send.drop(q)
+		}
 		if q.sync || drop {
 			q.snd.SetWriteDeadline(aLongTimeAgo)
 			q.send.interrupt()
-		}
-		if drop {
-			q.send.drop(q)
 		}
 		// Wait until every call has returned.
 		q.life.Lock()
