@@ -444,13 +444,9 @@ func (b *Barrier) Share(cmd *exec.Cmd, name string) error {
 // safe for use by several goroutines.
 func Inherit(name string) (*Barrier, error) {
 	return share.InheritAs(name, Kind, func(files []*os.File) (*Barrier, error) {
-		rec, err := record.FromFiles(files)
+		rec, err := record.Inherit(files, Kind, "a barrier")
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
-		}
-		if meta, err := rec.Meta(); err != nil || string(meta) != Kind {
-			rec.Close()
-			return nil, fmt.Errorf("%w: not a barrier's record", ErrWrongKind)
+			return nil, err
 		}
 		return &Barrier{rec: rec}, nil
 	})

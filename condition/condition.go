@@ -369,13 +369,9 @@ func Inherit(name string) (*Condition, error) {
 		return nil, fmt.Errorf("condition: its lock: %w", err)
 	}
 	return share.InheritAs(name, Kind, func(files []*os.File) (*Condition, error) {
-		rec, err := record.FromFiles(files)
+		rec, err := record.Inherit(files, Kind, "a condition")
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
-		}
-		if meta, err := rec.Meta(); err != nil || string(meta) != Kind {
-			rec.Close()
-			return nil, fmt.Errorf("%w: not a condition's record", ErrWrongKind)
+			return nil, err
 		}
 		return &Condition{L: l, rec: rec}, nil
 	})

@@ -205,13 +205,9 @@ func (e *Event) Share(cmd *exec.Cmd, name string) error {
 // by several goroutines.
 func Inherit(name string) (*Event, error) {
 	return share.InheritAs(name, Kind, func(files []*os.File) (*Event, error) {
-		rec, err := record.FromFiles(files)
+		rec, err := record.Inherit(files, Kind, "an event")
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
-		}
-		if meta, err := rec.Meta(); err != nil || string(meta) != Kind {
-			rec.Close()
-			return nil, fmt.Errorf("%w: not an event's record", ErrWrongKind)
+			return nil, err
 		}
 		return &Event{rec: rec}, nil
 	})

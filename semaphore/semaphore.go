@@ -384,13 +384,9 @@ func (s *Semaphore) Share(cmd *exec.Cmd, name string) error {
 // safe for use by several goroutines.
 func Inherit(name string) (*Semaphore, error) {
 	return share.InheritAs(name, Kind, func(files []*os.File) (*Semaphore, error) {
-		rec, err := record.FromFiles(files)
+		rec, err := record.Inherit(files, Kind, "a semaphore")
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrWrongKind, err)
-		}
-		if meta, err := rec.Meta(); err != nil || string(meta) != Kind {
-			rec.Close()
-			return nil, fmt.Errorf("%w: not a semaphore's record", ErrWrongKind)
+			return nil, err
 		}
 		return &Semaphore{rec: rec}, nil
 	})

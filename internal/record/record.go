@@ -49,6 +49,7 @@ import (
 
 	"github.com/mproc-go/mproc/internal/fd"
 	"github.com/mproc-go/mproc/internal/plock"
+	"github.com/mproc-go/mproc/internal/share"
 )
 
 const (
@@ -149,6 +150,23 @@ func New(name string, meta, data []byte) (*Record, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Inherit returns the Record over files that a primitive of kind kind
+// shared (its meta block holds kind), for the primitives' Inherit: any
+// other record, or files that are not a record, is share.ErrWrongKind.
+// what names the primitive in the error ("an event"). It owns the files
+// and closes them on error.
+func Inherit(files []*os.File, kind, what string) (*Record, error) {
+	rec, err := FromFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", share.ErrWrongKind, err)
+	}
+	if meta, err := rec.Meta(); err != nil || string(meta) != kind {
+		rec.Close()
+		return nil, fmt.Errorf("%w: not %s's record", share.ErrWrongKind, what)
+	}
+	return rec, nil
 }
 
 // FromFiles returns a Record over the files another process's Files
