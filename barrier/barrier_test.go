@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/testproc"
 )
@@ -28,12 +27,6 @@ func init() {
 	testproc.Register("peer", helperPeer)
 }
 
-func monotonic() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // one clock for every process
-	return ts.Nano()
-}
-
 // helperRounds waits at the barrier args[0] times, printing for each round
 // "round index arrived released".
 func helperRounds() {
@@ -42,9 +35,9 @@ func helperRounds() {
 	n, _ := strconv.Atoi(testproc.Args()[0])
 	w := bufio.NewWriter(os.Stdout)
 	for k := range n {
-		arrived := monotonic()
+		arrived := testproc.Monotonic()
 		i, err := b.Wait(context.Background())
-		released := monotonic()
+		released := testproc.Monotonic()
 		testproc.Check(err, "wait")
 		fmt.Fprintf(w, "%d %d %d %d\n", k, i, arrived, released)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/testproc"
 )
@@ -24,12 +23,6 @@ func TestMain(m *testing.M) { testproc.Main(m) }
 
 func init() {
 	testproc.Register("peer", helperPeer)
-}
-
-func monotonic() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // one clock for every process
-	return ts.Nano()
 }
 
 // helperPeer inherits "e" and obeys one command per line of stdin,
@@ -46,7 +39,7 @@ func helperPeer() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(ms)*time.Millisecond)
 			fmt.Println("waiting")
 			err := e.Wait(ctx)
-			at := monotonic()
+			at := testproc.Monotonic()
 			cancel()
 			if err != nil {
 				fmt.Println(errName(err))
@@ -112,7 +105,7 @@ func TestSetWakesEveryProcess(t *testing.T) {
 		}
 		// The waiters are about to wait or waiting: either way each must
 		// wake on this Set.
-		set := monotonic()
+		set := testproc.Monotonic()
 		require.NoError(t, e.Set())
 		var worst time.Duration
 		for _, p := range peers {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/mproc-go/mproc/internal/testproc"
 )
@@ -28,12 +27,6 @@ func init() {
 	testproc.Register("peer", helperPeer)
 }
 
-func monotonic() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // one clock for every process
-	return ts.Nano()
-}
-
 // helperInside acquires, records its time inside, releases, args[0] times.
 func helperInside() {
 	s, err := Inherit("s")
@@ -42,9 +35,9 @@ func helperInside() {
 	w := bufio.NewWriter(os.Stdout)
 	for range n {
 		testproc.Check(s.Acquire(context.Background()), "acquire")
-		enter := monotonic()
+		enter := testproc.Monotonic()
 		time.Sleep(time.Millisecond)
-		leave := monotonic()
+		leave := testproc.Monotonic()
 		testproc.Check(s.Release(), "release")
 		fmt.Fprintf(w, "%d %d\n", enter, leave)
 	}
